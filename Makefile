@@ -8,7 +8,7 @@ export RADLIB_PROFILE ?= smoke
 export OMP_NUM_THREADS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-unit test-notebooks lab notebooks sync bench clean
+.PHONY: venv run test test-unit test-notebooks lab-paths lab notebooks sync bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: venv
 
 test-unit: venv
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+## every notebook's lab-only code paths at tiny sizes on the CPU (part of `make test`; asserts skipped)
+lab-paths: venv
+	$(BIN)/python -m pytest tests/test_notebooks_lab_paths.py $(PYTEST_ARGS)
 
 lab: venv
 	$(BIN)/jupyter lab notebooks

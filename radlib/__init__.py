@@ -1,7 +1,7 @@
 """radlib: adversarially robust anomaly detection (COBRA, ICLR 2025) for teaching and research.
 
 Submodules (each with one job): ``data``, ``pseudo_anomaly``, ``augment``, ``models``, ``losses``,
-``attacks``, ``train``, ``score``, ``evaluate``, ``profiles``, ``device``, ``checkpoint``.
+``attacks``, ``train``, ``score``, ``evaluate``, ``certify``, ``profiles``, ``device``, ``checkpoint``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = ("data", "pseudo_anomaly", "augment", "models", "losses", "attacks", "train", "score",
-               "evaluate", "profiles", "device", "checkpoint", "embed", "pipeline", "viz", "optim")
+               "evaluate", "certify", "profiles", "device", "checkpoint", "embed", "pipeline", "viz", "optim")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -46,7 +46,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_checkpoint
     result = evaluate_checkpoint(args.ckpt, attack=args.attack, steps=args.steps, eps=args.eps, mode=args.mode,
-                                 restarts=args.restarts, device=args.device, max_test=args.max_test)
+                                 restarts=args.restarts, device=args.device, max_test=args.max_test,
+                                 score_kind=args.score)
     print(result.table())
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="both", choices=["both", "in", "out"])
     s.add_argument("--restarts", type=int, default=1)
     s.add_argument("--max-test", type=int, default=None)
+    s.add_argument("--score", default="own", choices=["own", "knn"],
+                   help="the method's own score (default) or kNN on backbone features")
     s.add_argument("--device", default=None)
     s.add_argument("--json", default=None, help="also write the result (with its protocol) as JSON")
     s.set_defaults(func=_cmd_evaluate)

@@ -628,7 +628,9 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
       4. it does not rise with the number of steps (``steps_list``, each <= previous + tol);
       5. ``restarts`` random restarts never help the defender (AUROC <= 1-restart AUROC + tol);
       6. the attack beats random noise of the same size (attacked AUROC <= noise AUROC + tol);
-      7. a large eps (default 128/255) drives the AUROC below ``large_eps_max_auroc`` (default 10).
+      7. a large eps (default 128/255) drives the AUROC below ``large_eps_max_auroc`` (default 10);
+      8. only for a score with exact bounds (``score.bounds``, e.g. :class:`radlib.certify.PixelKNNScore`): the
+         attack at ``eps`` does not go below the certified AUROC (:func:`radlib.certify.certificate_checks`).
 
     Defaults: ``eps_list = (eps/4, eps/2, eps)``, ``steps_list = (max(1, steps // 4), steps)``.
     All attacks share one clean pass. Failed checks are printed with ``!! GRADIENT-MASKING CHECK FAILED``
@@ -707,6 +709,12 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
     checks.append(Check(f"large eps ({format_eps(large)}) drives AUROC toward 0", a[n_large] < large_eps_max_auroc,
                         f"AUROC {a[n_large]:.2f} at eps {format_eps(large)} (must be < {large_eps_max_auroc:g})",
                         {"auroc": a[n_large], "eps": large}))
+
+    if callable(getattr(score, "bounds", None)):
+        from .certify import certificate_checks  # certify builds on this module: import on use
+
+        main = next(r for r in _split_result(res) if r.attacks[0].spec.name == n_main)
+        checks.extend(certificate_checks(score, images, main))  # type: ignore[arg-type]
 
     if verbose:
         for c in checks:

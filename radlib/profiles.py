@@ -14,7 +14,7 @@ import torch
 
 from .device import select_device
 
-__all__ = ["Profile", "PROFILES", "get_profile"]
+__all__ = ["Profile", "PROFILES", "get_profile", "apply_overrides"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Profile:
             far too small to learn anything in the few hundred steps of a short run, so the short
             profiles use AdamW at 1e-3 (on surfaces at 32 px, 80 AdamW steps of CSI reached 53-80 clean AUROC
             depending on the seed; 80 LARS steps change each weight tensor by at most ~8 %).
+        width: ResNet-18 base width (64 = the standard network; 16 for CPU smoke runs).
         train_attack_steps: PGD steps of each COBRA training attack (paper: 10).
         train_eps: L-inf eps of the training attacks in pixel units (paper: 8/255).
         eval_steps: PGD steps of the evaluation attacks (paper: up to 1000).
@@ -55,6 +56,7 @@ class Profile:
     lr: float
     optimizer: str
     warmup_epochs: int
+    width: int
     train_attack_steps: int
     train_eps: float
     eval_steps: int
@@ -87,23 +89,31 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", description="CPU / CI: proves the code path runs; its numbers teach nothing",
         image_size=32, low_res_size=32, n_train=96, n_test=64, max_train=128, max_test=64,
-        epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, train_attack_steps=1, train_eps=8 / 255,
+        epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, width=16,
+        train_attack_steps=1, train_eps=8 / 255,
         eval_steps=2, eval_eps=None, eval_samples=1),
     "lab": Profile(
         name="lab", description="free Colab T4, <= 15 min per notebook (~1.5 min of H100)",
         image_size=64, low_res_size=32, n_train=512, n_test=400, max_train=2000, max_test=1000,
-        epochs=30, batch_size=64, lr=1e-3, optimizer="adam", warmup_epochs=2, train_attack_steps=3, train_eps=8 / 255,
+        epochs=30, batch_size=64, lr=1e-3, optimizer="adam", warmup_epochs=2, width=64,
+        train_attack_steps=3, train_eps=8 / 255,
         eval_steps=20, eval_eps=None, eval_samples=1),
     "paper": Profile(
         name="paper", description="the paper's settings: ResNet-18 from scratch, 100 epochs, PGD-10 training",
         image_size=224, low_res_size=32, n_train=2000, n_test=1000, max_train=None, max_test=None,
-        epochs=100, batch_size=64, lr=1.0, optimizer="lars", warmup_epochs=10, train_attack_steps=10, train_eps=8 / 255,
+        epochs=100, batch_size=64, lr=1.0, optimizer="lars", warmup_epochs=10, width=64,
+        train_attack_steps=10, train_eps=8 / 255,
         eval_steps=1000, eval_eps=None, eval_samples=10),
 }
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile called ``name``, else ``$RADLIB_PROFILE``, else ``lab`` with a GPU / ``smoke`` without."""
+    """The profile called ``name``, else ``$RADLIB_PROFILE``, else ``lab`` with a GPU / ``smoke`` without.
+
+    ``$RADLIB_PROFILE_OVERRIDES`` (``"epochs=1,n_train=32"``) changes fields of whichever profile is chosen,
+    e.g. to walk a notebook's ``lab``-only code paths at tiny sizes on a CPU before spending GPU time on them;
+    the description then says so (and so does :meth:`Profile.banner`).
+    """
     name = name or os.environ.get("RADLIB_PROFILE") or None
     if name is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
@@ -112,4 +122,37 @@ def get_profile(name: str | None = None) -> Profile:
             name = "lab" if select_device().type != "cpu" else "smoke"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    return PROFILES[name]
+    overrides = os.environ.get("RADLIB_PROFILE_OVERRIDES", "").strip()
+    return apply_overrides(PROFILES[name], overrides) if overrides else PROFILES[name]
+
+
+_OVERRIDABLE = {f.name: f.type for f in dataclasses.fields(Profile) if f.name not in ("name", "description")}
+
+
+def apply_overrides(profile: Profile, text: str) -> Profile:
+    """``profile`` with the fields of ``"field=value,field=value"`` changed (ints, floats or ``a/b``, ``None``
+    where the field allows it, strings). Raises ValueError naming the bad item."""
+    changes: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in _OVERRIDABLE:
+            raise ValueError(f"profile override {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{', '.join(sorted(_OVERRIDABLE))}")
+        kind = str(_OVERRIDABLE[key])
+        try:
+            if value.lower() == "none" and "None" in kind:
+                changes[key] = None
+            elif kind.startswith("int"):
+                changes[key] = int(value)
+            elif kind.startswith("float"):
+                num, _, den = value.partition("/")  # "8/255" is allowed for the eps fields
+                changes[key] = float(num) / float(den) if den else float(num)
+            else:
+                changes[key] = value
+        except ValueError:
+            raise ValueError(f"profile override {item!r}: {value!r} is not a valid {kind}") from None
+    if not changes:
+        return profile
+    said = ", ".join(f"{k}={v}" for k, v in changes.items())
+    return profile.replace(**changes, description=f"{profile.description} [overridden: {said}]")

@@ -156,7 +156,7 @@ class TrainConfig:
                     batch_size=profile.batch_size, lr=profile.lr, optimizer=profile.optimizer,
                     warmup_epochs=profile.warmup_epochs,
                     attack_steps=profile.train_attack_steps, eps=profile.train_eps, crop=low_res,
-                    width=64 if profile.name != "smoke" else 16)
+                    width=profile.width)
         base.update(overrides)
         return cls(**base)
 

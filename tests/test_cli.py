@@ -48,6 +48,10 @@ def test_train_then_evaluate_roundtrip(tmp_path, capsys, monkeypatch):
     assert "AUROC" in table and "pgd-2@8/255" in table
     result = json.loads(js.read_text())
     assert result["protocol"]["n_normal"] + result["protocol"]["n_anomalous"] == 24
+    assert result["protocol"]["score_kind"] == "own"
+    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none", "--score", "knn",
+                 "--max-test", "24", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["protocol"]["score_kind"] == "knn"
 
 
 def test_unknown_method_is_rejected(capsys):

@@ -24,6 +24,23 @@ def test_profiles_selection(monkeypatch):
         get_profile("huge")
 
 
+def test_profile_overrides_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RADLIB_PROFILE", "lab")
+    monkeypatch.setenv("RADLIB_PROFILE_OVERRIDES", "epochs=1, n_train=32,max_test=none,eval_eps=4/255,lr=0.5")
+    p = get_profile()
+    assert (p.name, p.epochs, p.n_train, p.max_test, p.lr) == ("lab", 1, 32, None, 0.5)
+    assert p.eval_eps == pytest.approx(4 / 255) and p.batch_size == PROFILES["lab"].batch_size
+    assert "overridden: epochs=1" in p.description and "overridden" in p.banner("cpu")
+    assert PROFILES["lab"].epochs != 1, "overrides must not change the shared profile table"
+    for bad, msg in [("epochs", "FIELD=VALUE"), ("name=x", "FIELD=VALUE"), ("size=3", "FIELD=VALUE"),
+                     ("epochs=two", "not a valid int"), ("n_train=none", "not a valid int")]:
+        monkeypatch.setenv("RADLIB_PROFILE_OVERRIDES", bad)
+        with pytest.raises(ValueError, match=msg):
+            get_profile()
+    monkeypatch.setenv("RADLIB_PROFILE_OVERRIDES", " ")
+    assert get_profile() is PROFILES["lab"]
+
+
 def test_profile_sizes_are_ordered():
     s, l, p = PROFILES["smoke"], PROFILES["lab"], PROFILES["paper"]
     assert s.epochs <= l.epochs <= p.epochs

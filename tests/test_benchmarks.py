@@ -1,0 +1,44 @@
+"""The benchmark scripts run end to end (``--quick``: tiny sizes on the CPU). Their numbers are not checked:
+speed is measured by the scripts on a GPU, never asserted in tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, *args], cwd=BENCH, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["bench_train.py", "bench_eval.py"])
+def test_throughput_scripts_run(script):
+    out = _run(script, "--quick")
+    assert "raw ResNet-18" in out and "fraction of limit" in out
+
+
+@pytest.mark.slow
+def test_recipe_script_runs_with_every_reference_row():
+    out = _run("bench_recipe.py", "--quick", "--data", "surfaces", "--methods", "csi", "--scores", "own", "knn",
+               "--random-init", "epochs=1")
+    final = out[out.rindex("| data | method |"):]  # rows are printed as they come, then the whole table
+    table = [line for line in final.splitlines() if line.startswith("| surfaces")]
+    assert len(table) == 4, out  # pixel kNN, random init, csi own, csi knn
+    assert "pixel kNN" in table[0] and "random init" in table[1]
+    assert "certified" in out and "command: `python benchmarks/bench_recipe.py" in out
+
+
+def test_recipe_script_rejects_a_bad_override():
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run([sys.executable, "bench_recipe.py", "--quick", "epochs"], cwd=BENCH, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "FIELD=VALUE" in proc.stderr

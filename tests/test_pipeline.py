@@ -1,0 +1,40 @@
+"""Tests of radlib.pipeline's score choice: fit_score(kind=...) and run_method(score_kind=...)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from radlib.data import load
+from radlib.models import build_model
+from radlib.pipeline import fit_score, run_method
+from radlib.profiles import get_profile
+from radlib.score import EnsembleScore, KNNScore
+from radlib.train import TrainConfig, TrainResult
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load("surfaces", normal="wood", image_size=32, n_train=32, n_test=24, seed=0)
+
+
+def _random_result(method: str) -> TrainResult:
+    cfg = TrainConfig(method=method, dataset="surfaces", category="wood", image_size=32, width=8, epochs=1, seed=0)
+    torch.manual_seed(0)
+    return TrainResult(build_model(cfg.model_config()).eval(), cfg, [], 0.0, None, None, cfg.policy())
+
+
+@pytest.mark.parametrize("method, own", [("cobra", EnsembleScore), ("csi", EnsembleScore), ("msc", KNNScore)])
+def test_fit_score_kinds(tiny, method, own):
+    res = _random_result(method)
+    assert isinstance(fit_score(res, tiny.train.images), own)
+    knn = fit_score(res, tiny.train.images, kind="knn")
+    assert isinstance(knn, KNNScore) and knn(tiny.test.images).shape == (24,)
+    with pytest.raises(ValueError, match="kind must be"):
+        fit_score(res, tiny.train.images, kind="pixels")  # type: ignore[arg-type]
+
+
+def test_run_method_records_score_kind(tiny):
+    profile = get_profile("smoke").replace(epochs=1, batch_size=16)
+    run = run_method("csi", tiny, profile, device="cpu", attacks=[], progress=False, score_kind="knn", width=8)
+    assert isinstance(run.score, KNNScore)
+    assert run.eval.protocol["score_kind"] == "knn" and 0 <= run.eval.clean_auroc <= 100
