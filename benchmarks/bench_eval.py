@@ -4,9 +4,14 @@ Pass-count model. Scoring an image costs K*S forward passes (K chunks, S augment
 costs K*S forwards + input-backwards (~2/3 of a full training pass, no weight gradients). For PGD-k plus the clean
 and the attacked scoring (forward only, ~1/3 pass each):
     passes(K, S, k) = K * S * (2/3 * k + 2/3)          (K=4, S=1, PGD-10: 29.3; K=2: 14.7)
-limit = raw_img_s / passes; fraction = achieved / limit. Evaluation runs in fp32 (TF32 matmuls allowed on GPU).
+limit = raw_img_s / passes; fraction = achieved / limit. Evaluation runs in fp32 (TF32 matmuls allowed on GPU);
+--precision bf16 times the same attack under bfloat16 autocast (radlib.evaluate.AutocastScore).
 
-Usage: python benchmarks/bench_eval.py [--quick] [--record] [--device cuda]
+--precision-check answers the issue's rule "bf16 only if robust AUROC stays within 1 point of fp32": it trains
+CSI briefly on `surfaces` (32 and 64 px), evaluates the same score in fp32 and in bf16 (clean, PGD-10 at 1/255
+and 8/255, in+out), and prints both AUROCs, their largest gap and the verdict.
+
+Usage: python benchmarks/bench_eval.py [--quick] [--record] [--device cuda] [--precision bf16] [--precision-check]
 The official COBRA code measured 34.6 img/s (32 px) and 7.0 img/s (224 px) for PGD-10 on one H100.
 """
 from __future__ import annotations
@@ -18,9 +23,13 @@ import torch
 
 from _common import TABLE_HEADER, device_name, finish, pick_device, raw_resnet_throughput, table_row, timed
 from radlib.attacks import attack_score
+from radlib.data import load
+from radlib.evaluate import AttackSpec, AutocastScore, evaluate
 from radlib.models import build_model
+from radlib.pipeline import fit_score
 from radlib.pseudo_anomaly import policy_for
 from radlib.score import EnsembleScore
+from radlib.train import TrainConfig, train
 
 
 def passes_per_image(K: int, samples: int, steps: int) -> float:
@@ -28,13 +37,15 @@ def passes_per_image(K: int, samples: int, steps: int) -> float:
 
 
 def eval_throughput(image_size: int, dataset: str, device: torch.device, *, n: int, bank: int, steps: int,
-                    batch: int, iters: int, width: int) -> tuple[float, int]:
+                    batch: int, iters: int, width: int, precision: str = "fp32") -> tuple[float, int]:
     policy = policy_for(dataset)
     model = build_model(image_size=image_size, num_transforms=policy.K, width=width, device=device).eval()
     train = torch.rand(bank, 3, image_size, image_size, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         score = EnsembleScore.fit(model, train, policy, batch_size=batch)
+    if precision == "bf16":
+        score = AutocastScore(score, device.type)
     x = torch.rand(n, 3, image_size, image_size, device=device)
     labels = torch.arange(n, device=device) % 2
     gen = torch.Generator(device=device).manual_seed(0)
@@ -47,11 +58,43 @@ def eval_throughput(image_size: int, dataset: str, device: torch.device, *, n: i
     return n / timed(run, device, warmup=1, iters=iters), policy.K
 
 
+def precision_check(device: torch.device, *, sizes: list[int], epochs: int, width: int, n_train: int, n_test: int,
+                    steps: int) -> list[str]:
+    """fp32 vs bf16 AUROCs of one briefly trained CSI score per size (same model, data, attack seeds)."""
+    lines = ["| data | clean fp32 / bf16 | PGD-%d 1/255 fp32 / bf16 | PGD-%d 8/255 fp32 / bf16 | max gap | "
+             "bf16 img/s / fp32 img/s | within 1 point |" % (steps, steps), "|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        ds = load("surfaces", normal="metal", image_size=size, n_train=n_train, n_test=n_test, seed=0)
+        cfg = TrainConfig(method="csi", dataset="surfaces", category="metal", image_size=size, epochs=epochs,
+                          batch_size=64, optimizer="adam", lr=1e-3, warmup_epochs=1, width=width, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = train(cfg, ds, device=device, progress=False)
+            score = fit_score(res, ds.train.images)
+        # 8/255 is the protocol's eps; 1/255 keeps a non-robust model's AUROC off 0, so the comparison bites
+        specs = [AttackSpec(eps=1 / 255, steps=steps), AttackSpec(eps=8 / 255, steps=steps)]
+        out = {p: evaluate(score, ds.test, attacks=specs, device=device, seed=0, precision=p)
+               for p in ("fp32", "bf16")}
+        pairs = [(out["fp32"].clean_auroc, out["bf16"].clean_auroc)] + [
+            (out["fp32"].attacks[i].auroc, out["bf16"].attacks[i].auroc) for i in range(len(specs))]
+        gap = max(abs(a - b) for a, b in pairs)
+        speed = [out[p].attacks[1].protocol["images_per_s"] for p in ("bf16", "fp32")]
+        cells = " | ".join(f"{a:.1f} / {b:.1f}" for a, b in pairs)
+        lines.append(f"| surfaces/metal {size}px, csi {epochs} ep, width {width} | {cells} | {gap:.2f} | "
+                     f"{speed[0]:.0f} / {speed[1]:.0f} | {'yes' if gap <= 1.0 else 'NO'} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CPU sanity check of the script)")
     ap.add_argument("--record", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="precision of the timed attack")
+    ap.add_argument("--precision-check", action="store_true",
+                    help="also compare fp32 and bf16 robust AUROCs on briefly trained CSI models")
+    ap.add_argument("--check-epochs", type=int, default=10, help="CSI epochs for --precision-check")
     args = ap.parse_args()
     device = pick_device(args.device)
     if device.type == "cuda":
@@ -63,16 +106,26 @@ def main() -> None:
     iters, width, steps = 3, 64, 10
     if args.quick:
         cases, iters, width, steps = [(32, "cifar10", 16, 32, 16), (64, "mvtec_ad", 8, 16, 8)], 1, 16, 2
-    lines = [f"device: {device_name(device)}; torch {torch.__version__}; precision: fp32"
-             f"{' (TF32 matmuls)' if device.type == 'cuda' else ''}", "",
+    precision = "bf16 autocast" if args.precision == "bf16" else (
+        "fp32" + (" (TF32 matmuls)" if device.type == "cuda" else ""))
+    lines = [f"device: {device_name(device)}; torch {torch.__version__}; precision: {precision}", "",
              TABLE_HEADER[0].format(what="attack"), TABLE_HEADER[1]]
     for size, ds, n, bank, batch in cases:
-        raw = raw_resnet_throughput(size, 256 if size <= 64 else 64, device, bf16=False, channels_last=False,
+        raw = raw_resnet_throughput(size, 256 if size <= 64 else 64, device, bf16=args.precision == "bf16",
+                                    channels_last=False,
                                     iters=max(3, iters), width=width)
-        ips, K = eval_throughput(size, ds, device, n=n, bank=bank, steps=steps, batch=batch, iters=iters, width=width)
+        ips, K = eval_throughput(size, ds, device, n=n, bank=bank, steps=steps, batch=batch, iters=iters, width=width,
+                                 precision=args.precision)
         p = passes_per_image(K, 1, steps)
         lines.append(table_row(f"PGD-{steps} on ensemble score, {size}px K={K} S=1", ips, raw, p))
         print(lines[-1], flush=True)
+    if args.precision_check:
+        lines.append("")
+        if args.quick:
+            lines += precision_check(device, sizes=[32], epochs=1, width=16, n_train=32, n_test=24, steps=2)
+        else:
+            lines += precision_check(device, sizes=[32, 64], epochs=args.check_epochs, width=64, n_train=512,
+                                     n_test=400, steps=10)
     finish("bench_eval.py", lines, args.quick, args.record)
 
 

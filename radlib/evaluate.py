@@ -8,7 +8,9 @@ normal test images up, the *out-attack* pushes those of anomalies down (``mode="
 
 Every number carries its protocol (eps, alpha, steps, restarts, which samples were attacked, norm,
 precision and TF32 state, seed, class counts, time), because a robust AUROC without its attack is not a
-result. fp32 throughout; no autocast.
+result. fp32 by default (TF32 matmuls where the device allows them); ``precision="bf16"`` runs the score
+and the attack under bfloat16 autocast, for speed on a GPU, and only where a measurement (``benchmarks/
+bench_eval.py --precision-check``) shows the robust AUROC within 1 point of fp32 for that model and data.
 
 Batching: clean and attacked scores are computed with the *same* batch partition (``batch_size``) and
 each attacked batch is given to the attack whole, so a score with seeded per-batch transforms (e.g.
@@ -31,6 +33,7 @@ from .data._base import Split, to_float
 from .device import make_generator
 
 __all__ = [
+    "AutocastScore",
     "auroc",
     "parse_eps",
     "format_eps",
@@ -448,12 +451,40 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _precision_facts(device: torch.device) -> dict[str, Any]:
+Precision = Literal["fp32", "bf16"]
+
+
+def _precision_facts(device: torch.device, precision: Precision = "fp32") -> dict[str, Any]:
     tf32 = bool(torch.backends.cuda.matmul.allow_tf32)
     tf32_cudnn = bool(torch.backends.cudnn.allow_tf32)
     uses_tf32 = device.type == "cuda" and (tf32 or tf32_cudnn)
-    return {"precision": "fp32 (TF32 allowed)" if uses_tf32 else "fp32", "allow_tf32_matmul": tf32,
-            "allow_tf32_cudnn": tf32_cudnn, "autocast": False}
+    if precision == "bf16":
+        name = "bf16 autocast"
+    else:
+        name = "fp32 (TF32 allowed)" if uses_tf32 else "fp32"
+    return {"precision": name, "allow_tf32_matmul": tf32, "allow_tf32_cudnn": tf32_cudnn,
+            "autocast": precision == "bf16"}
+
+
+class AutocastScore:
+    """``score`` evaluated under bfloat16 autocast on ``device_type``; returns float32 (N,) scores.
+
+    Everything else (``name``, ``device``, fitted statistics, ``bounds``) is the wrapped score's. The input
+    and the attack's perturbation stay float32; only the score's own arithmetic runs in bf16.
+    """
+
+    def __init__(self, score: Callable[[torch.Tensor], torch.Tensor], device_type: str) -> None:
+        self.score = score
+        self.device_type = device_type
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.score(x).float()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("score", "device_type"):  # not set yet (e.g. during unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.score, name)
 
 
 def _score_batches(score: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int,
@@ -480,7 +511,7 @@ def _score_batches(score: Callable[[torch.Tensor], torch.Tensor], images: torch.
 def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images: Any, labels: Any = None, *,
              attacks: Sequence[AttackSpec | str] = (), batch_size: int = 256,
              device: torch.device | str | None = None, seed: int = 0, keep_adversarial: bool = False,
-             attack_fn: AttackFn | None = None) -> EvalResult:
+             attack_fn: AttackFn | None = None, precision: Precision = "fp32") -> EvalResult:
     """Clean AUROC and, per attack, the attacked scores and robust AUROC, with the protocol recorded.
 
     Args:
@@ -493,6 +524,9 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
         seed: seed of the attacks' random starts for specs whose ``seed`` is None; one generator per attack.
         keep_adversarial: keep the attacked images (float32, CPU) in each :class:`AttackResult`.
         attack_fn: replaces :func:`radlib.attacks.attack_score` (same signature), e.g. for an adaptive attack.
+        precision: ``"fp32"`` (default) or ``"bf16"`` (score and attack under bfloat16 autocast, see
+            :class:`AutocastScore`; recorded in the protocol). Use bf16 only where it has been measured to
+            keep the robust AUROC within 1 point of fp32.
     Returns:
         an :class:`EvalResult` (``.table()``, ``.to_dict()``, ``[name].scores``).
     """
@@ -503,12 +537,16 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"attack names must be unique, got {names}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     if attack_fn is None:
         from .attacks import attack_score as attack_fn
     dev = _device_of(score, images, device)
+    if precision == "bf16":
+        score = AutocastScore(score, dev.type)
     n_norm, n_anom = int((labels_t == 0).sum()), int((labels_t == 1).sum())
     common = {"n_normal": n_norm, "n_anomalous": n_anom, "batch_size": batch_size, "device": str(dev),
-              **_precision_facts(dev), "torch": torch.__version__}
+              **_precision_facts(dev, precision), "torch": torch.__version__}
 
     _sync(dev)
     t0 = time.perf_counter()
@@ -556,17 +594,17 @@ def sweep_eps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, eps_list
               mode: Literal["both", "in", "out"] = "both", norm: Literal["linf", "l2"] = "linf",
               alpha: float | None = None, restarts: int = 1, batch_size: int = 256,
               device: torch.device | str | None = None, seed: int = 0,
-              attack_fn: AttackFn | None = None) -> list[EvalResult]:
+              attack_fn: AttackFn | None = None, precision: Precision = "fp32") -> list[EvalResult]:
     """One :class:`EvalResult` per eps (same clean scores, computed once), in the order of ``eps_list``.
 
-    ``alpha=None`` scales the step with eps (``2.5 * eps / steps``).
+    ``alpha=None`` scales the step with eps (``2.5 * eps / steps``); ``precision`` as in :func:`evaluate`.
     """
     if len(eps_list) == 0:
         raise ValueError("eps_list is empty")
     specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=e, steps=steps, alpha=alpha, restarts=restarts)
              for e in eps_list]
     return _split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
-                                  device=device, seed=seed, attack_fn=attack_fn))
+                                  device=device, seed=seed, attack_fn=attack_fn, precision=precision))
 
 
 def sweep_steps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, steps_list: Sequence[int],
@@ -574,14 +612,15 @@ def sweep_steps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, steps_
                 mode: Literal["both", "in", "out"] = "both", norm: Literal["linf", "l2"] = "linf",
                 alpha: float | None = None, restarts: int = 1, batch_size: int = 256,
                 device: torch.device | str | None = None, seed: int = 0,
-                attack_fn: AttackFn | None = None) -> list[EvalResult]:
-    """One :class:`EvalResult` per number of steps (same clean scores), in the order of ``steps_list``."""
+                attack_fn: AttackFn | None = None, precision: Precision = "fp32") -> list[EvalResult]:
+    """One :class:`EvalResult` per number of steps (same clean scores), in the order of ``steps_list``;
+    ``precision`` as in :func:`evaluate`."""
     if len(steps_list) == 0:
         raise ValueError("steps_list is empty")
     specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=eps, steps=s, alpha=alpha, restarts=restarts)
              for s in steps_list]
     return _split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
-                                  device=device, seed=seed, attack_fn=attack_fn))
+                                  device=device, seed=seed, attack_fn=attack_fn, precision=precision))
 
 
 def _unique(specs: list[AttackSpec]) -> list[AttackSpec]:

@@ -20,10 +20,13 @@ def _run(*args: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["bench_train.py", "bench_eval.py"])
-def test_throughput_scripts_run(script):
-    out = _run(script, "--quick")
+@pytest.mark.parametrize("args", [["bench_train.py"], ["bench_eval.py", "--precision", "bf16", "--precision-check"]],
+                         ids=["train", "eval-bf16"])
+def test_throughput_scripts_run(args):
+    out = _run(*args, "--quick")
     assert "raw ResNet-18" in out and "fraction of limit" in out
+    if "--precision-check" in args:
+        assert "precision: bf16 autocast" in out and "| within 1 point |" in out
 
 
 @pytest.mark.slow

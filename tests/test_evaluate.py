@@ -331,3 +331,34 @@ def test_non_robust_detector_collapses_under_pgd():
     res = evaluate(sc, test, y, attacks=["pgd-20@8/255"], batch_size=40)
     assert res.clean_auroc > 75, res.table()
     assert res.robust_auroc() < 20, res.table()
+
+
+def test_bf16_precision_is_recorded_close_to_fp32_and_keeps_the_invariants():
+    from radlib.data import load
+    from radlib.evaluate import AutocastScore
+    from radlib.models import build_model
+    from radlib.score import KNNScore
+
+    ds = load("surfaces", normal="metal", image_size=32, n_train=32, n_test=24, seed=0)
+    torch.manual_seed(0)
+    model = build_model(image_size=32, num_transforms=2, width=8).eval()
+    score = KNNScore.fit(model, ds.train.images, k=2, feature="features")
+    specs = [AttackSpec(eps=0.0, steps=2), AttackSpec(eps=2 / 255, steps=3)]
+    fp32 = evaluate(score, ds.test, attacks=specs, seed=0)
+    bf16 = evaluate(score, ds.test, attacks=specs, seed=0, precision="bf16", keep_adversarial=True)
+    assert fp32.protocol["precision"] == "fp32" and fp32.protocol["autocast"] is False
+    assert bf16.protocol["precision"] == "bf16 autocast" and bf16.protocol["autocast"] is True
+    assert bf16.attacks[1].protocol["precision"] == "bf16 autocast" and "bf16" in bf16.table()
+    # bf16 keeps ~3 significant digits: scores agree to a few percent, AUROC to a few points here
+    np.testing.assert_allclose(bf16.clean_scores, fp32.clean_scores, rtol=5e-2, atol=1e-2)
+    assert abs(bf16.clean_auroc - fp32.clean_auroc) <= 10
+    # invariants hold in bf16 too: eps=0 reproduces the clean scores exactly, the attack stays in its ball
+    assert np.array_equal(bf16.attacks[0].scores, bf16.clean_scores)
+    x = ds.test.images.float() / 255
+    adv = bf16.attacks[1].adversarial
+    assert adv is not None and adv.dtype == torch.float32
+    assert float((adv - x).abs().max()) <= 2 / 255 + 1e-6 and float(adv.min()) >= 0 and float(adv.max()) <= 1
+    wrapped = AutocastScore(score, "cpu")
+    assert wrapped.name == score.name and wrapped(ds.test.images[:3].float() / 255).dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        evaluate(score, ds.test, precision="fp16")
