@@ -45,3 +45,11 @@ def test_recipe_script_rejects_a_bad_override():
     proc = subprocess.run([sys.executable, "bench_recipe.py", "--quick", "epochs"], cwd=BENCH, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "FIELD=VALUE" in proc.stderr
+
+
+def test_gpu_session_script_parses_and_rejects_unknown_stages(tmp_path):
+    script = BENCH / "gpu_session.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    env = {**os.environ, "OUT": str(tmp_path), "PY": sys.executable}
+    proc = subprocess.run(["bash", str(script), "nonsense"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown stage" in proc.stdout
