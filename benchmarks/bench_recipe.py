@@ -27,10 +27,9 @@ from _common import device_name, pick_device, record
 from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.data import DatasetError
 from radlib.evaluate import AttackSpec, evaluate
-from radlib.models import build_model
-from radlib.pipeline import fit_score, load_data, run_method
+from radlib.pipeline import fit_score, load_data, run_method, untrained
 from radlib.profiles import get_profile
-from radlib.train import TrainConfig, TrainResult
+from radlib.train import TrainConfig
 
 
 def _fmt(values: list[float]) -> str:
@@ -102,12 +101,8 @@ def main() -> None:
                 cfg = TrainConfig.from_profile(profile, method=(args.methods or ["csi"])[0], dataset=ds.name,
                                                image_size=ds.image_size, category=ds.normal, channels=ds.channels,
                                                seed=seed, **overrides)
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    model = build_model(cfg.model_config(), device=device).eval()
-                untrained = TrainResult(model, cfg, [], 0.0, None, None, cfg.policy())
-                res = evaluate(fit_score(untrained, ds.train.images, kind="knn"), ds.test, attacks=[attack],
-                               device=device, seed=seed)
+                res = evaluate(fit_score(untrained(cfg, device=device), ds.train.images, kind="knn"), ds.test,
+                               attacks=[attack], device=device, seed=seed)
                 clean.append(res.clean_auroc)
                 robust.append(res.robust_auroc())
             rows.append(f"| {label} | none (random init, width {cfg.width}) | knn | {_fmt(clean)} | "

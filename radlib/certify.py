@@ -154,12 +154,13 @@ class PixelKNNScore(AnomalyScore):
             D, M = self.dims, self.bank.shape[0]
             radius = l2_radius(float(eps), "linf", D)
             lowers, uppers = [], []
-            for qs in range(0, x.shape[0], max(1, block_values // (M * 4))):
-                q = x[qs:qs + max(1, block_values // (M * 4))]
-                # clean distances, in float64 so the pruning margin is not eaten by rounding
+            # clean distances in float64, so that rounding cannot eat the pruning margin
+            bank64, bank_sq64 = self.bank.double(), self.bank_sq.double()
+            n_outer = max(1, block_values // (M * 4))
+            for qs in range(0, x.shape[0], n_outer):
+                q = x[qs:qs + n_outer]
                 qd = q.double()
-                d = ((qd ** 2).sum(1, keepdim=True) - 2 * qd @ self.bank.double().T
-                     + self.bank_sq.double()).clamp_min(0).sqrt()
+                d = ((qd ** 2).sum(1, keepdim=True) - 2 * qd @ bank64.T + bank_sq64).clamp_min(0).sqrt()
                 kth = d.topk(self.k, dim=1, largest=False).values[:, -1:]
                 cand = d <= kth + radius + 1e-6 * (1 + kth)
                 width = int(cand.sum(1).max())

@@ -22,7 +22,7 @@ from .score import AnomalyScore, EnsembleScore, KNNScore
 from .train import TrainConfig, TrainResult, load_trained, train
 
 __all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
-           "teaching_model"]
+           "untrained", "teaching_model"]
 
 
 def load_data(name: str, category: str | None, image_size: int | None, profile: Profile, *, seed: int = 0,
@@ -134,6 +134,16 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     return result
 
 
+def untrained(cfg: TrainConfig, *, device: str | torch.device | None = None) -> TrainResult:
+    """The network ``train(cfg, ...)`` would start from (same seed, same initial weights), untrained, in eval
+    mode, as a :class:`TrainResult` (0 s, no history) so :func:`fit_score` can score with it: the random-init
+    reference that training has to beat. The global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model_config(), device=select_device(device))
+    return TrainResult(model.eval(), cfg, [], 0.0, None, None, cfg.policy())
+
+
 def teaching_model(ds: ADDataset, profile: Profile, *, device: str | torch.device | None = None, seed: int = 0,
                    max_epochs: int = 10, method: str = "csi") -> tuple[torch.nn.Module, str]:
     """A feature extractor for the notebooks' pictures, in eval mode, and a one-line description of it.
@@ -145,9 +155,6 @@ def teaching_model(ds: ADDataset, profile: Profile, *, device: str | torch.devic
                                    category=ds.normal, channels=ds.channels, seed=seed,
                                    epochs=min(profile.epochs, max_epochs))
     if profile.name == "smoke":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_model(cfg.model_config(), device=select_device(device))
-        return model.eval(), f"random-init ResNet-18 (width {cfg.width})"
+        return untrained(cfg, device=device).model, f"random-init ResNet-18 (width {cfg.width})"
     model = train(cfg, ds, device=device, progress=False).model
     return model.eval(), f"{method.upper()} trained {cfg.epochs} epochs"

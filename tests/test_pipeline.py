@@ -6,7 +6,7 @@ import torch
 
 from radlib.data import load
 from radlib.models import build_model
-from radlib.pipeline import fit_score, run_method
+from radlib.pipeline import fit_score, run_method, untrained
 from radlib.profiles import get_profile
 from radlib.score import EnsembleScore, KNNScore
 from radlib.train import TrainConfig, TrainResult
@@ -19,8 +19,19 @@ def tiny():
 
 def _random_result(method: str) -> TrainResult:
     cfg = TrainConfig(method=method, dataset="surfaces", category="wood", image_size=32, width=8, epochs=1, seed=0)
-    torch.manual_seed(0)
-    return TrainResult(build_model(cfg.model_config()).eval(), cfg, [], 0.0, None, None, cfg.policy())
+    return untrained(cfg, device="cpu")
+
+
+def test_untrained_is_train_s_starting_point_and_leaves_the_rng_alone():
+    cfg = TrainConfig(method="csi", dataset="surfaces", category="wood", image_size=32, width=8, epochs=1, seed=3)
+    state = torch.random.get_rng_state()
+    a, b = untrained(cfg, device="cpu"), untrained(cfg, device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(cfg.seed)
+    ref = build_model(cfg.model_config())
+    for p, q, r in zip(a.model.parameters(), b.model.parameters(), ref.parameters()):
+        assert torch.equal(p, q) and torch.equal(p, r)
+    assert not a.model.training and a.seconds == 0.0 and a.history == [] and a.policy is not None
 
 
 @pytest.mark.parametrize("method, own", [("cobra", EnsembleScore), ("csi", EnsembleScore), ("msc", KNNScore)])
