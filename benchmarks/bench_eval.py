@@ -51,7 +51,7 @@ def eval_throughput(image_size: int, dataset: str, device: torch.device, *, n: i
     gen = torch.Generator(device=device).manual_seed(0)
 
     def run() -> None:
-        adv = attack_score(score, x, labels, eps=8 / 255, steps=steps, generator=gen, batch_size=batch)
+        adv = attack_score(score, x, labels, eps=8 / 255, steps=steps, generator=gen)
         with torch.no_grad():
             score(adv)
 

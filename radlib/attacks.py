@@ -26,6 +26,8 @@ There are no host synchronisations (``.item()``, boolean indexing) inside the st
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import numbers
 from collections.abc import Callable
@@ -35,7 +37,8 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
-__all__ = ["pgd", "apgd", "attack_score", "ScoreAsLogits", "random_noise", "atpt", "atnt", "rtp"]
+__all__ = ["pgd", "apgd", "attack_score", "ScoreAsLogits", "random_noise", "atpt", "atnt", "rtp",
+           "random_chunk_cycle"]
 
 Norm = Literal["linf", "l2"]
 _NORMS = ("linf", "l2")
@@ -350,7 +353,7 @@ def apgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, steps: i
 def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor, *, eps: float, steps: int = 10,
                  method: Literal["pgd", "apgd"] = "pgd", mode: Literal["both", "in", "out"] = "both",
                  norm: Literal["linf", "l2"] = "linf", alpha: float | None = None, restarts: int = 1,
-                 generator: torch.Generator | None = None, batch_size: int | None = None) -> Tensor:
+                 generator: torch.Generator | None = None) -> Tensor:
     """In/out attacks on an anomaly score (higher = more anomalous), as one attack with a per-sample sign.
 
     In-attack: normals (label 0) are pushed *up* (made to look anomalous); out-attack: anomalies (label 1)
@@ -366,8 +369,13 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
         method: ``"pgd"`` (random start, Madry step size) or ``"apgd"``.
         restarts: per sample, the best of ``restarts`` runs (each from a fresh random start).
         generator: source of the random starts. All starts are drawn up front for the whole batch, so the
-            result of a sample does not depend on ``batch_size`` or ``mode``.
-        batch_size: attack in chunks of this many attacked samples (memory bound); None = all at once.
+            result of a sample does not depend on ``mode``.
+
+    The score is always called on the whole batch ``x``, also for ``mode="in"``/``"out"``: the rows that are
+    not attacked stay at their clean values (zero start, zero step) and are returned unchanged. A score whose
+    seeded draws depend on a row's position (the ensemble score's pseudo-anomalies) is thus attacked exactly
+    as it is evaluated; split a large test set into batches *outside* (as :func:`radlib.evaluate.evaluate`
+    does, with the same partition for the clean and the attacked scores).
 
     Returns:
         x_adv (N, C, H, W), detached, same dtype/device as x.
@@ -379,8 +387,6 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
     _check_common(x, eps, norm, (0.0, 1.0), steps)
     if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
     if alpha is not None and (not math.isfinite(alpha) or alpha < 0):
         raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}")
     if not isinstance(labels, Tensor) or labels.shape != (x.shape[0],):
@@ -394,33 +400,28 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
     if eps == 0 or x.shape[0] == 0:
         return out
 
-    # one draw per restart for the whole batch (independent of chunking and mode)
+    # one draw per restart for the whole batch (independent of mode); rows not attacked start at x and get a
+    # zero step (sign 0), so the score is always called on the full batch, exactly as it is reported
     sphere = method == "apgd"
-    starts = [_draw_unit(x.shape, norm, generator, x.device, sphere=sphere) for _ in range(restarts)]
     sign_all = 1.0 - 2.0 * labels.to(x.dtype)  # +1 normal (push up), -1 anomaly (push down)
-    if mode == "both":
-        idx = torch.arange(x.shape[0], device=x.device)
-    else:
-        idx = torch.nonzero(labels == (0 if mode == "in" else 1)).squeeze(1)  # one sync, before any loop
-    n_att = idx.shape[0]
+    if mode != "both":
+        sign_all = sign_all * (labels == (0 if mode == "in" else 1)).to(x.dtype)
+    keep = _view(sign_all == 0, x)
+    starts = [torch.where(keep, 0.0, _draw_unit(x.shape, norm, generator, x.device, sphere=sphere))
+              for _ in range(restarts)]
     step = alpha if alpha is not None else (2.5 * eps / steps if steps > 0 else 0.0)
-    chunk = n_att if batch_size is None else batch_size
-    for s in range(0, n_att, max(chunk, 1)):
-        ii = idx[s:s + chunk]
-        xc, sc = x[ii], sign_all[ii]
 
-        def loss_fn(xa: Tensor, sc: Tensor = sc) -> Tensor:
-            return sc * _per_sample(score_fn(xa), xa.shape[0], "score_fn")
+    def loss_fn(xa: Tensor) -> Tensor:
+        return sign_all * _per_sample(score_fn(xa), xa.shape[0], "score_fn")
 
-        def run(r: int, xc: Tensor = xc, ii: Tensor = ii, loss_fn: Callable = loss_fn) -> Tensor:
-            if method == "pgd":
-                return _pgd_run(loss_fn, xc, starts[r][ii], eps=eps, steps=steps, alpha=step, norm=norm,
-                                sign=1.0, lo=0.0, hi=1.0, per_sample=True)
-            return _apgd_run(loss_fn, xc, starts[r][ii], eps=eps, steps=steps, norm=norm, sign=1.0, rho=0.75,
-                             lo=0.0, hi=1.0)[0]
+    def run(r: int) -> Tensor:
+        if method == "pgd":
+            return _pgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, alpha=step, norm=norm,
+                            sign=1.0, lo=0.0, hi=1.0, per_sample=True)
+        return _apgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, norm=norm, sign=1.0, rho=0.75,
+                         lo=0.0, hi=1.0)[0]
 
-        out[ii] = _best_of(loss_fn, xc, run, restarts, maximize=True)
-    return out
+    return torch.where(keep, x, _best_of(loss_fn, x, run, restarts, maximize=True))
 
 
 class ScoreAsLogits(nn.Module):
@@ -514,20 +515,60 @@ def atpt(model: nn.Module, v1: Tensor, v2: Tensor, *, eps: float, steps: int = 1
                eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=True, generator=generator)
 
 
+def random_chunk_cycle(K: int, generator: torch.Generator | None = None,
+                       device: torch.device | str = "cpu") -> Tensor:
+    """A uniformly random cyclic permutation pi of range(K) (one K-cycle, so pi(k) != k for every k), as an
+    int64 tensor (K,) on ``device``: chunk k is paired with chunk pi[k].
+
+    Sattolo's shuffle draws exactly this distribution (each of the (K-1)! K-cycles with equal probability),
+    as the official ATNT code does per batch. Here the (K-1)! cycles are enumerated once and one index is drawn
+    from ``generator`` on its device: no host sync. K=2 always gives (1, 0).
+    """
+    if not isinstance(K, int) or K < 2:
+        raise ValueError(f"K must be an int >= 2, got {K!r}")
+    table = _cycles(K)
+    gdev = generator.device if generator is not None else torch.device(device)
+    pick = torch.randint(table.shape[0], (1,), generator=generator, device=gdev)
+    return table.to(gdev)[pick].squeeze(0).to(device)
+
+
+@functools.lru_cache(maxsize=8)
+def _cycles(K: int) -> Tensor:
+    rows = []
+    for order in itertools.permutations(range(1, K)):  # cycle 0 -> order[0] -> ... -> order[-1] -> 0
+        perm = [0] * K
+        seq = (0, *order)
+        for a, b in zip(seq, seq[1:] + (0,)):
+            perm[a] = b
+        rows.append(perm)
+    return torch.tensor(rows, dtype=torch.long)
+
+
 def atnt(model: nn.Module, v2: Tensor, K: int, *, eps: float, steps: int = 10, alpha: float | None = None,
          norm: Literal["linf", "l2"] = "linf", temperature: float = 0.5,
-         generator: torch.Generator | None = None) -> Tensor:
-    """ATNT: perturb ``v2`` to *minimise* NT-Xent(v2', pi(v2)), pi rolling the K chunks (k -> k+1 mod K).
+         generator: torch.Generator | None = None, perm: Tensor | None = None) -> Tensor:
+    """ATNT: perturb ``v2`` to *minimise* NT-Xent(v2', pi(v2)), pi a random cyclic permutation of the K chunks.
 
-    Each image is pulled toward its own differently-transformed copy (for K=2: a normal toward its own
+    Each image is pulled toward a differently-transformed copy of itself (for K=2: a normal toward its own
     pseudo-anomaly and vice versa); the trainer then treats v2' as a *positive* of v2, so the encoder learns
-    to resist exactly the inter-group direction. v2: (K*N, C, H, W) chunk-major. Returns v2'.
+    to resist exactly the inter-group direction. As the official code, pi is drawn anew on every call
+    (:func:`random_chunk_cycle`, from ``generator``, before the random start), so over training each chunk is
+    pulled toward every other chunk; ``perm`` (K,) fixes it instead. v2: (K*N, C, H, W) chunk-major.
+    Returns v2'.
     """
     from .losses import nt_xent
     if K < 2 or v2.shape[0] % K:
         raise ValueError(f"atnt needs K >= 2 chunks dividing the batch, got K={K}, batch {v2.shape[0]}")
+    n = v2.shape[0] // K
+    if perm is None:
+        pi = random_chunk_cycle(K, generator, v2.device)
+    else:  # a caller's choice: checked once (a host sync the drawn cycle does not need)
+        pi = torch.as_tensor(perm, device=v2.device).long()
+        if pi.shape != (K,) or sorted(pi.tolist()) != list(range(K)) or any(a == b for a, b in enumerate(pi.tolist())):
+            raise ValueError(f"perm must be a permutation of range({K}) without fixed points, got {pi.tolist()}")
+    rows = (pi[:, None] * n + torch.arange(n, device=v2.device)).reshape(-1)  # row k*n+i -> pi(k)*n+i
     with torch.no_grad():
-        target = _proj(model, torch.roll(v2, shifts=-(v2.shape[0] // K), dims=0))
+        target = _proj(model, v2[rows])
     return pgd(lambda a: nt_xent(torch.cat([_proj(model, a), target]), n_views=2, temperature=temperature), v2,
                eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=False, generator=generator)
 

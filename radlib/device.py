@@ -5,7 +5,7 @@ import os
 
 import torch
 
-__all__ = ["select_device", "make_generator", "autocast_dtype"]
+__all__ = ["select_device", "make_generator", "autocast_dtype", "cpu_has_native_bf16", "uses_channels_last"]
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
@@ -29,8 +29,36 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU runs bf16 matrix maths natively through oneDNN (AVX512-BF16 or AMX): there bf16
+    autocast roughly doubles ResNet-18 throughput; elsewhere it is emulated and slower than fp32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # older torch without the query: stay in fp32
+        return False
+
+
 def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bf16 on CUDA devices that support it (Ampere and newer), else None (run in fp32)."""
-    if not enabled or device.type != "cuda":
+    """The autocast dtype for training on ``device``, or None (fp32).
+
+    bf16 on CUDA devices with bf16 tensor cores (Ampere and newer) and on CPUs with native bf16
+    (:func:`cpu_has_native_bf16`); None elsewhere (mps, older GPUs and CPUs), or when ``enabled`` is False.
+    """
+    if not enabled:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cuda":
+        try:  # a T4 (sm_75) reports bf16 "supported" through slow emulation: ask for the native kind
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.3 has no emulation path to exclude
+            native = torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if native else None
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return None
+
+
+def uses_channels_last(device: torch.device, enabled: bool = True) -> bool:
+    """Whether to keep activations NHWC on ``device``: CUDA, and CPUs with oneDNN (faster convolutions)."""
+    if not enabled:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())

@@ -13,16 +13,16 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 
 from .data import ADDataset, load
-from .device import select_device
+from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
 from .models import build_model
 from .profiles import Profile, get_profile
 from .pseudo_anomaly import policy_for
-from .score import AnomalyScore, EnsembleScore, KNNScore
+from .score import AnomalyScore, EnsembleScore, KNNScore, official_tta
 from .train import TrainConfig, TrainResult, load_trained, train
 
 __all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
-           "untrained", "teaching_model"]
+           "untrained", "teaching_model", "score_protocol"]
 
 
 def load_data(name: str, category: str | None, image_size: int | None, profile: Profile, *, seed: int = 0,
@@ -46,7 +46,7 @@ ScoreKind = Literal["own", "knn"]
 
 
 def fit_score(result: TrainResult, train_images: torch.Tensor, *, samples: int = 1, batch_size: int = 128,
-              seed: int = 0, kind: ScoreKind = "own") -> AnomalyScore:
+              seed: int = 0, kind: ScoreKind = "own", augment: bool = False) -> AnomalyScore:
     """Fit an anomaly score on the normal training images with the trained model.
 
     ``kind="own"`` (default): the method's own score, kNN on features for ``msc``, the CSI/COBRA ensemble
@@ -55,6 +55,10 @@ def fit_score(result: TrainResult, train_images: torch.Tensor, *, samples: int =
     term is dropped. ``kind="knn"``: mean distance to the 2 nearest normal-train backbone features, for any
     method (``benchmarks/RESULTS.md``: after 10-epoch CPU runs of ``csi`` on the grey ``casting`` images, kNN
     scored 68-74 clean AUROC against 49-56 for the ensemble score; compare both on your data).
+
+    ``augment=True`` gives the ensemble score the official test-time augmentation (:func:`~radlib.score.official_tta`:
+    flip, colour jitter, grey, a 0.54 crop at low resolution), averaged over ``samples`` draws (official: 10);
+    False scores the images as they are (``samples`` then only re-draws the pseudo-anomalies).
     """
     if kind not in ("own", "knn"):
         raise ValueError(f"kind must be 'own' or 'knn', got {kind!r}")
@@ -64,8 +68,15 @@ def fit_score(result: TrainResult, train_images: torch.Tensor, *, samples: int =
     if result.policy is None:
         raise ValueError(f"method {result.config.method!r} has no pseudo-anomaly policy to score with")
     head_trained = cfg.method in ("cobra", "cobra_no_opposite", "csi") and cfg.cls_weight > 0
+    pre, aug = official_tta(cfg.image_size) if augment else (None, None)
     return EnsembleScore.fit(result.model, train_images, result.policy, batch_size=batch_size, samples=samples,
-                             seed=seed, use_head=head_trained)
+                             seed=seed, use_head=head_trained, pre_augment=pre, augment=aug)
+
+
+def score_protocol(profile: Profile, kind: ScoreKind = "own") -> dict[str, Any]:
+    """What the score of :func:`run_method` was, for the protocol beside every number."""
+    tta = "official (flip, jitter, grey, crop 0.54 at <= 64 px)" if profile.eval_augment else "none"
+    return {"score_kind": kind, "score_samples": profile.eval_samples, "score_tta": tta}
 
 
 def default_attacks(profile: Profile, image_size: int, steps: int | None = None) -> list[AttackSpec]:
@@ -100,11 +111,13 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                    category=ds.normal, channels=ds.channels, seed=seed, **overrides)
     res = train(cfg, ds, out=out, device=dev, progress=progress, on_epoch_end=on_epoch_end)
-    score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind)
+    score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
+                      augment=profile.eval_augment)
     specs = list(attacks) if attacks is not None else default_attacks(profile, ds.image_size)
-    result = evaluate(score, ds.test, attacks=specs, batch_size=eval_batch_size, device=dev, seed=seed)
+    result = evaluate(score, ds.test, attacks=specs, batch_size=eval_batch_size, device=dev, seed=seed,
+                      precision=profile.eval_precision)
     result.protocol.update(method=method, train_seconds=round(res.seconds, 2), profile=profile.name,
-                           score_kind=score_kind)
+                           train_precision=_train_precision(cfg, dev), **score_protocol(profile, score_kind))
     return MethodRun(method, res, score, result)
 
 
@@ -125,13 +138,20 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
         options["n_test" if cfg.dataset == "surfaces" else "max_test"] = max_test
     ds = load_data(cfg.dataset, cfg.category, cfg.image_size, profile, seed=info.get("seed", cfg.seed),
                    root=root or info.get("root"), channels=cfg.channels, **options)
-    score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind)
+    score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind,
+                      augment=profile.eval_augment)
     attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
                                                        restarts=restarts)]
     result = evaluate(score, ds.test, attacks=attacks, device=res.model.transform_head.weight.device,
-                      seed=cfg.seed)
-    result.protocol.update(method=cfg.method, checkpoint=str(ckpt), score_kind=score_kind)
+                      seed=cfg.seed, precision=profile.eval_precision)
+    result.protocol.update(method=cfg.method, checkpoint=str(ckpt), **score_protocol(profile, score_kind))
     return result
+
+
+def _train_precision(cfg: TrainConfig, device: torch.device) -> str:
+    amp = autocast_dtype(device, cfg.amp)
+    layout = " + channels_last" if uses_channels_last(device, cfg.channels_last) else ""
+    return ("bf16 autocast" if amp is not None else "fp32") + layout
 
 
 def untrained(cfg: TrainConfig, *, device: str | torch.device | None = None) -> TrainResult:

@@ -1,7 +1,8 @@
-"""Run profiles: ``smoke`` (CPU / CI, seconds), ``lab`` (free Colab T4, <= 15 min per notebook) and
-``paper`` (the paper's full settings). The one place that says how big a run is.
+"""Run profiles: ``smoke`` (CPU / CI, seconds), ``cpu`` (a 2-core laptop or lab PC, minutes: shows the robust
+gap), ``lab`` (free Colab T4, <= 15 min per notebook) and ``paper`` (the paper's full settings). The one place
+that says how big a run is.
 
-Selection: an explicit name, else ``$RADLIB_PROFILE``, else ``lab`` when a GPU is present and ``smoke``
+Selection: an explicit name, else ``$RADLIB_PROFILE``, else ``lab`` when a GPU is present and ``cpu``
 without one (``CI=true`` forces ``smoke`` unless ``RADLIB_PROFILE`` says otherwise).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Profile:
     """Sizes of a run. Every field is plain data; derive configs from it, never mutate it.
 
     Attributes:
-        name: ``smoke`` / ``lab`` / ``paper``.
+        name: ``smoke`` / ``cpu`` / ``lab`` / ``paper``.
         description: one line for humans.
         image_size: side for industrial / texture data (casting, MVTec, surfaces).
         low_res_size: side for natural low-resolution data (CIFAR, MNIST, digits).
@@ -41,6 +42,12 @@ class Profile:
         eval_steps: PGD steps of the evaluation attacks (paper: up to 1000).
         eval_eps: L-inf eps of the evaluation attacks (None: 8/255 at <= 64 px, 4/255 above).
         eval_samples: fixed augmentation samples averaged by the ensemble score (official eval: 10).
+        eval_augment: the official test-time augmentation in the ensemble score (flip, colour jitter, grey,
+            a 0.54 crop at low resolution; :func:`radlib.score.official_tta`); False scores the images as
+            they are. Recorded in every protocol (``score_tta``).
+        eval_precision: ``"fp32"`` or ``"bf16"`` (autocast) for scoring and attacking; bf16 only where it has
+            been measured to keep the robust AUROC within 1 point of fp32 (``bench_eval.py --precision-check``).
+        amp: bf16 autocast in training where the hardware has native bf16 (:func:`radlib.device.autocast_dtype`).
     """
 
     name: str
@@ -62,6 +69,13 @@ class Profile:
     eval_steps: int
     eval_eps: float | None
     eval_samples: int
+    eval_augment: bool = False
+    eval_precision: str = "fp32"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.eval_precision not in ("fp32", "bf16"):
+            raise ValueError(f"eval_precision must be 'fp32' or 'bf16', got {self.eval_precision!r}")
 
     def replace(self, **changes: object) -> "Profile":
         """A copy with some fields changed (profiles are frozen)."""
@@ -92,6 +106,12 @@ PROFILES: dict[str, Profile] = {
         epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, width=16,
         train_attack_steps=1, train_eps=8 / 255,
         eval_steps=2, eval_eps=None, eval_samples=1),
+    "cpu": Profile(
+        name="cpu", description="a laptop or lab PC without a GPU (2 cores): minutes, shows the robust gap",
+        image_size=32, low_res_size=16, n_train=256, n_test=200, max_train=1000, max_test=400,
+        epochs=30, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=1, width=16,
+        train_attack_steps=2, train_eps=8 / 255,
+        eval_steps=20, eval_eps=4 / 255, eval_samples=1),
     "lab": Profile(
         name="lab", description="free Colab T4, <= 15 min per notebook (~1.5 min of H100)",
         image_size=64, low_res_size=32, n_train=512, n_test=400, max_train=2000, max_test=1000,
@@ -103,12 +123,13 @@ PROFILES: dict[str, Profile] = {
         image_size=224, low_res_size=32, n_train=2000, n_test=1000, max_train=None, max_test=None,
         epochs=100, batch_size=64, lr=1.0, optimizer="lars", warmup_epochs=10, width=64,
         train_attack_steps=10, train_eps=8 / 255,
-        eval_steps=1000, eval_eps=None, eval_samples=10),
+        eval_steps=1000, eval_eps=None, eval_samples=10, eval_augment=True),
 }
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile called ``name``, else ``$RADLIB_PROFILE``, else ``lab`` with a GPU / ``smoke`` without.
+    """The profile called ``name``, else ``$RADLIB_PROFILE``, else ``lab`` with a GPU / ``cpu`` without
+    (``smoke`` when ``CI`` is set).
 
     ``$RADLIB_PROFILE_OVERRIDES`` (``"epochs=1,n_train=32"``) changes fields of whichever profile is chosen,
     e.g. to walk a notebook's ``lab``-only code paths at tiny sizes on a CPU before spending GPU time on them;
@@ -119,7 +140,7 @@ def get_profile(name: str | None = None) -> Profile:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             name = "smoke"
         else:
-            name = "lab" if select_device().type != "cpu" else "smoke"
+            name = "lab" if select_device().type != "cpu" else "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     overrides = os.environ.get("RADLIB_PROFILE_OVERRIDES", "").strip()
@@ -143,6 +164,10 @@ def apply_overrides(profile: Profile, text: str) -> Profile:
         try:
             if value.lower() == "none" and "None" in kind:
                 changes[key] = None
+            elif kind == "bool":
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                changes[key] = value.lower() in ("true", "1")
             elif kind.startswith("int"):
                 changes[key] = int(value)
             elif kind.startswith("float"):

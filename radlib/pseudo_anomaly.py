@@ -19,6 +19,7 @@ Official mix (design notes): CIFAR-like data use K=4 rotations; MVTec-like data 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ __all__ = [
     "Policy",
     "ROTATION_POLICY",
     "CUTPASTE_POLICY",
+    "CUTPASTE_UNION_POLICY",
     "policy_for",
     "GaussianFilter",
     "filter_pseudo_anomalies",
@@ -187,7 +189,8 @@ def _box_means(grey: torch.Tensor, left: torch.Tensor, top: torch.Tensor, bw: to
 
 
 def cutpaste(x: torch.Tensor, generator: Generator = None, variant: str = "normal",
-             return_mask: bool = False, alter: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+             return_mask: bool = False, alter: bool = True, placement: str = "intensity"
+             ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """CutPaste: copy a patch of each image, alter it and paste it at another random place in the same image.
 
     ``variant="normal"`` (CutPaste paper / official ``CutPasteNormal``): an axis-aligned rectangle of area
@@ -213,6 +216,12 @@ def cutpaste(x: torch.Tensor, generator: Generator = None, variant: str = "norma
             unchanged (bit-exact).
         alter: False skips the patch alterations (jitter, grey, blur, mirror, black) and pastes a plain copy
             (for teaching and tests; the geometry and its random draws are the same).
+        placement: ``"intensity"`` (training; official) picks the scar's destination by the grey-level test
+            above, which reads the input; ``"random"`` takes the first random candidate, so the destination
+            depends on the generator only. Scores use ``"random"`` (:meth:`Policy.for_scoring`): with the test,
+            an attack that changes the grey level under a candidate box makes the paste jump elsewhere, a
+            discontinuity in the score that gradients cannot see (radlib's correction; the draws are the same
+            in both modes). Ignored for ``variant="normal"``, whose destination is always random.
 
     Returns:
         float (N, C, H, W) in [0, 1] [, bool mask (N, 1, H, W)].
@@ -220,6 +229,8 @@ def cutpaste(x: torch.Tensor, generator: Generator = None, variant: str = "norma
     check_images(x)
     if variant not in ("normal", "scar"):
         raise ValueError(f"variant must be 'normal' or 'scar', got {variant!r}")
+    if placement not in ("intensity", "random"):
+        raise ValueError(f"placement must be 'intensity' or 'random', got {placement!r}")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"cutpaste needs 1 or 3 channels, got {x.shape[1]}")
     n, _, h, w = x.shape
@@ -259,10 +270,13 @@ def cutpaste(x: torch.Tensor, generator: Generator = None, variant: str = "norma
         cand_y = by.unsqueeze(1) + v[..., 1] * (h - 2 * by).unsqueeze(1)
         bw = pw.round().clamp_min(1).long().unsqueeze(1).expand(n, m)
         bh = ph.round().clamp_min(1).long().unsqueeze(1).expand(n, m)
-        means = _box_means(rgb_to_grayscale(x).float(), (cand_x - bw / 2).round().long(),
-                           (cand_y - bh / 2).round().long(), bw, bh)
-        ok = (means > 0.15) & (means < 0.8)
-        pick = torch.where(ok.any(1), ok.float().argmax(1), torch.full_like(ok[:, 0], m - 1, dtype=torch.long))
+        if placement == "intensity":
+            means = _box_means(rgb_to_grayscale(x).float(), (cand_x - bw / 2).round().long(),
+                               (cand_y - bh / 2).round().long(), bw, bh)
+            ok = (means > 0.15) & (means < 0.8)
+            pick = torch.where(ok.any(1), ok.float().argmax(1), torch.full_like(ok[:, 0], m - 1, dtype=torch.long))
+        else:
+            pick = torch.zeros(n, dtype=torch.long, device=dev)
         dx = cand_x.gather(1, pick.unsqueeze(1)).squeeze(1)
         dy = cand_y.gather(1, pick.unsqueeze(1)).squeeze(1)
         src_region = ((px - sx.view(-1, 1, 1)).abs() < pw.view(-1, 1, 1) / 2) & \
@@ -406,8 +420,12 @@ class Policy:
     """
 
     chunks: tuple[Chunk, ...]
+    #: ``"intensity"`` (training) or ``"random"`` (scoring): the scar's destination rule, see :func:`cutpaste`.
+    placement: str = "intensity"
 
     def __post_init__(self) -> None:
+        if self.placement not in ("intensity", "random"):
+            raise ValueError(f"placement must be 'intensity' or 'random', got {self.placement!r}")
         try:
             chunks = tuple(tuple((str(nm), float(p)) for nm, p in chunk) for chunk in self.chunks)
         except (TypeError, ValueError) as err:
@@ -441,6 +459,16 @@ class Policy:
                 nm if len(chunk) == 1 else f"{nm} {100 * p:.0f}%" for nm, p in chunk))
         return "\n".join(lines)
 
+    def for_scoring(self) -> "Policy":
+        """This policy with input-independent scar placement (``placement="random"``), for anomaly scores: the
+        score then has no branch that depends on the (attacked) input. Same transforms, same random draws."""
+        return dataclasses.replace(self, placement="random")
+
+    def _run(self, name: str, x: torch.Tensor, generator: Generator) -> torch.Tensor:
+        if name == "scar":
+            return cutpaste(x, generator, variant="scar", placement=self.placement)
+        return TRANSFORMS[name](x, generator)
+
     def apply_chunk(self, k: int, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         """Chunk k's transform applied to every image of ``x`` (mixtures: one draw per sample).
 
@@ -450,13 +478,13 @@ class Policy:
         check_images(x)
         chunk = self.chunks[k]
         if len(chunk) == 1:
-            return TRANSFORMS[chunk[0][0]](x, generator)
+            return self._run(chunk[0][0], x, generator)
         probs = torch.tensor([p for _, p in chunk], device=x.device)
         edges = probs.cumsum(0)[:-1]
         choice = torch.bucketize(rand((x.shape[0],), generator, x.device), edges, right=True)
         out = x
         for j, (nm, _) in enumerate(chunk):
-            out = torch.where((choice == j).view(-1, 1, 1, 1), TRANSFORMS[nm](x, generator), out)
+            out = torch.where((choice == j).view(-1, 1, 1, 1), self._run(nm, x, generator), out)
         return out
 
     def expand(self, x: torch.Tensor, generator: Generator = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -471,8 +499,11 @@ class Policy:
 
 #: K=4 rotations 0/90/180/270 (official setting for CIFAR-like, low-resolution natural images).
 ROTATION_POLICY = Policy(((("identity", 1.0),), (("rot90", 1.0),), (("rot180", 1.0),), (("rot270", 1.0),)))
-#: K=2, chunk 1 = CutPaste normal 50% / scar 50% (the official ``CutPasteUnion`` mix for MVTec-like data).
-CUTPASTE_POLICY = Policy(((("identity", 1.0),), (("cutpaste", 0.5), ("scar", 0.5))))
+#: K=2, chunk 1 = CutPaste scar 100%: what the official COBRA code trains for MVTec-like data (its live path,
+#: ``CutPasteLayer.forward``, always pastes a scar; ``CutPasteUnion`` is imported but never used).
+CUTPASTE_POLICY = Policy(((("identity", 1.0),), (("scar", 1.0),)))
+#: K=2, chunk 1 = CutPaste normal 50% / scar 50% (the CutPaste paper's union, the official ``CutPasteUnion``).
+CUTPASTE_UNION_POLICY = Policy(((("identity", 1.0),), (("cutpaste", 0.5), ("scar", 0.5))))
 
 _POLICIES: dict[str, Policy] = {
     **{name: ROTATION_POLICY for name in ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")},
@@ -484,7 +515,8 @@ def policy_for(dataset: str) -> Policy:
     """The default policy for a radlib dataset name.
 
     Natural / low-resolution images (digits, mnist, fashion_mnist, cifar10, cifar100, svhn): K=4 rotations.
-    Industrial images (surfaces, folder, casting, mvtec_ad, visa, mtd): K=2 with CutPaste normal/scar 50/50 —
+    Industrial images (surfaces, folder, casting, mvtec_ad, visa, mtd): K=2 with the CutPaste scar, as the
+    official code trains (:data:`CUTPASTE_UNION_POLICY` is the 50/50 normal/scar mix of the CutPaste paper) —
     rotation is a poor pseudo-anomaly for rotation-invariant textures and top-down parts (a rotated normal
     texture is still normal), so it would teach the head a spurious task. ``surfaces`` (synthetic textures)
     is treated as industrial for that reason. Cutout/elastic are available for custom policies but are not in

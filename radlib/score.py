@@ -23,6 +23,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .augment import SimCLRAugment, horizontal_flip
 from .data._base import to_float
 from .device import make_generator
 
@@ -39,11 +40,22 @@ __all__ = [
     "model_features",
     "eval_mode",
     "gaussian_fit",
+    "official_tta",
 ]
 
 Augment = Callable[..., torch.Tensor]
 """An augmentation ``augment(x, generator=g) -> x'`` on float (N, C, H, W) in [0, 1], same shape, that draws
 all its randomness from ``g`` (a ``torch.Generator`` on ``x``'s device)."""
+
+
+def official_tta(image_size: int) -> tuple[Augment, Augment]:
+    """The official evaluation's test-time augmentation, as ``(pre_augment, augment)`` for :class:`EnsembleScore`:
+    a random horizontal flip before the pseudo-anomalies, then colour jitter (0.4, 0.4, 0.4, 0.1) p=0.8 and
+    greyscale p=0.2 after them, plus a random resized crop fixed at scale 0.54 at low resolution (<= 64 px),
+    as CSI's ``ood_pre.py`` evaluates (``resize_factor 0.54, resize_fix``). Average ``samples=10`` of them."""
+    def flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return horizontal_flip(x, generator, p=0.5)
+    return flip, SimCLRAugment(crop=int(image_size) <= 64, crop_scale=(0.54, 0.54))
 
 
 @runtime_checkable
@@ -331,7 +343,8 @@ class EnsembleScore(AnomalyScore):
         if weight_sim.shape != (K,) or weight_cls.shape != (K,):
             raise ValueError(f"weight_sim / weight_cls must be ({K},), got {tuple(weight_sim.shape)} / "
                              f"{tuple(weight_cls.shape)}")
-        self.policy = policy
+        # scores place the scar from the generator alone (no branch on the attacked input), see Policy.for_scoring
+        self.policy = policy.for_scoring() if callable(getattr(policy, "for_scoring", None)) else policy
         self.axis = axis
         self.weight_sim = weight_sim
         self.weight_cls = weight_cls

@@ -33,16 +33,16 @@ import torch
 import torch.nn.functional as F
 
 from . import attacks, losses
-from .augment import SimCLRAugment
+from .augment import SimCLRAugment, horizontal_flip
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ADDataset, Split, to_float
-from .device import autocast_dtype, make_generator, select_device
+from .device import autocast_dtype, make_generator, select_device, uses_channels_last
 from .models import ModelConfig, ResNet18AD, build_model
 from .optim import build_optimizer, warmup_cosine
 from .profiles import Profile
 from .pseudo_anomaly import Policy, policy_for
 
-__all__ = ["METHODS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained"]
+__all__ = ["METHODS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained", "training_views"]
 
 METHODS: dict[str, str] = {
     "cobra": "COBRA: adversarial NT-Xent with ATPT+ATNT, opposite pairs, RTP-robust transformation head",
@@ -81,7 +81,10 @@ class TrainConfig:
         opposite_weight: weight of the opposite-pair term (``cobra`` only).
         cls_weight: weight of the K-way head's cross-entropy (0 drops the head's loss).
         crop: random resized crop in the SimCLR augmentation (paper: low-resolution data only).
-        amp: bf16 autocast on CUDA (ignored on CPU); channels_last: memory format on CUDA.
+        amp: bf16 autocast where the hardware runs bf16 natively (CUDA with bf16 tensor cores; CPUs with
+            AVX512-BF16 or AMX), see :func:`radlib.device.autocast_dtype`; fp32 elsewhere.
+        channels_last: NHWC memory format (CUDA, and CPUs with oneDNN; measured on the 2-core AVX512-BF16 CPU,
+            benchmarks/RESULTS.md: bf16 + channels_last ~2x the fp32 step).
         width: ResNet-18 width (64 standard; smaller for CPU smoke runs).
         checkpoint_every: write ``last.pt`` every this many epochs (and always at the end).
     """
@@ -156,7 +159,7 @@ class TrainConfig:
                     batch_size=profile.batch_size, lr=profile.lr, optimizer=profile.optimizer,
                     warmup_epochs=profile.warmup_epochs,
                     attack_steps=profile.train_attack_steps, eps=profile.train_eps, crop=low_res,
-                    width=profile.width)
+                    width=profile.width, amp=profile.amp)
         base.update(overrides)
         return cls(**base)
 
@@ -184,6 +187,7 @@ class _Step:
         self.K = policy.K if policy is not None else 1
         device = next(model.parameters()).device
         self.amp = autocast_dtype(device, cfg.amp)
+        self.channels_last = uses_channels_last(device, cfg.channels_last)
         self.device = device
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -197,12 +201,8 @@ class _Step:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
         cfg, model = self.cfg, self.model
-        if self.policy is not None:
-            xk, labels = self.policy.expand(x, generator=gen)
-        else:
-            xk, labels = x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        v1, v2 = self.augment(xk, gen), self.augment(xk, gen)
-        if cfg.channels_last and self.device.type == "cuda":
+        v1, v2, labels = training_views(x, self.policy, self.augment, gen)
+        if self.channels_last:
             v1, v2 = v1.contiguous(memory_format=torch.channels_last), v2.contiguous(memory_format=torch.channels_last)
         views = [v1, v2]
         rtp = None
@@ -221,7 +221,7 @@ class _Step:
         batch = torch.cat(views + ([rtp] if rtp is not None else []))
         with self.autocast():
             out = model(batch)
-        m = xk.shape[0]
+        m = v1.shape[0]
         z = out.projection[: n_con * m].float()
         terms: dict[str, torch.Tensor] = {}
         if cfg.method == "msc":
@@ -239,6 +239,37 @@ class _Step:
             terms["cls"] = cfg.cls_weight * losses.transform_ce(logits, labels.repeat(len(cls_inputs)))
         terms["loss"] = sum(terms.values())  # type: ignore[assignment]
         return terms
+
+
+def training_views(x: torch.Tensor, policy: Policy | None, augment: Callable[..., torch.Tensor],
+                   generator: torch.Generator | None, flip_p: float = 0.5
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two training views of a batch, in the official CSI/COBRA order.
+
+    1. each image is flipped horizontally at random, twice independently (``flip_p``): two copies;
+    2. each copy is expanded into the K pseudo-anomaly chunks **separately** (two independent draws, as the
+       official code makes the pseudo-anomalies of ``images1`` and ``images2`` apart);
+    3. each expanded copy gets the SimCLR distortion ``augment`` (which must not flip: see
+       :class:`~radlib.augment.SimCLRAugment`).
+
+    Flipping first matters for rotations: hflip(rot90 x) == rot270(hflip x), so a flip after the rotation
+    gives the 90 and 270 degree chunks the same inputs and confuses the K-way head.
+
+    Args:
+        x: float (N, C, H, W) in [0, 1]. policy: the pseudo-anomaly policy, or None (one chunk, label 0).
+        augment: ``augment(x, generator) -> x'``. generator: the source of every draw.
+    Returns:
+        v1, v2 float (K*N, C, H, W) chunk-major (row k*N + i = transform k of image i) in [0, 1], and the
+        int64 labels (K*N,) with value k on chunk k.
+    """
+    f1, f2 = horizontal_flip(x, generator, p=flip_p), horizontal_flip(x, generator, p=flip_p)
+    if policy is None:
+        labels = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        xk1, xk2 = f1, f2
+    else:
+        xk1, labels = policy.expand(f1, generator=generator)
+        xk2, _ = policy.expand(f2, generator=generator)
+    return augment(xk1, generator), augment(xk2, generator), labels
 
 
 def _train_images(data: ADDataset | Split | torch.Tensor) -> torch.Tensor:
@@ -297,7 +328,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
     with torch.random.fork_rng(devices=[]):  # seeded weight init without touching the caller's global RNG
         torch.manual_seed(config.seed)
         model = build_model(config.model_config(), device=dev,
-                            channels_last=config.channels_last and dev.type == "cuda")
+                            channels_last=uses_channels_last(dev, config.channels_last))
     batch = min(config.batch_size, n)
     steps = config.steps_per_epoch or max(1, n // batch)
     total = steps * config.epochs

@@ -318,18 +318,35 @@ def test_attack_score_mode_filters(conv, mode):
     assert torch.allclose(xa[attacked], both[attacked], atol=1e-6)  # starts drawn for the whole batch
 
 
+class _PositionScore(torch.nn.Module):
+    """A score whose value depends on each row's position in the batch (as the ensemble score's seeded draws
+    do); it records the batch sizes it is called with."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.sizes = inner, []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        return self.inner(x) * (1.0 + torch.arange(x.shape[0], dtype=x.dtype, device=x.device))
+
+
 @pytest.mark.parametrize("method", ["pgd", "apgd"])
-def test_attack_score_batch_size_chunking(conv, method):
+@pytest.mark.parametrize("mode", ["in", "out"])
+def test_attack_score_in_out_score_the_full_batch(conv, method, mode):
+    # the score is attacked exactly as it is evaluated: every call sees all rows, in their places
     x = images(7, seed=5)
     labels = torch.tensor([0, 1, 0, 0, 1, 1, 0])
-    full = attack_score(conv, x, labels, eps=0.03, steps=4, method=method, restarts=2, generator=gen(2))
-    for bs in (1, 3, 100):
-        part = attack_score(conv, x, labels, eps=0.03, steps=4, method=method, restarts=2, generator=gen(2),
-                            batch_size=bs)
-        assert torch.allclose(part, full, atol=1e-6)
-    part = attack_score(conv, x, labels, eps=0.03, steps=4, method=method, mode="out", generator=gen(2),
-                        batch_size=2)
-    assert torch.equal(part[labels == 0], x[labels == 0])
+    pos = _PositionScore(conv)
+    part = attack_score(pos, x, labels, eps=0.03, steps=4, method=method, mode=mode, restarts=2, generator=gen(2))
+    assert set(pos.sizes) == {7}
+    attacked = labels == (0 if mode == "in" else 1)
+    assert torch.equal(part[~attacked], x[~attacked])
+    both = attack_score(pos, x, labels, eps=0.03, steps=4, method=method, restarts=2, generator=gen(2))
+    assert torch.allclose(part[attacked], both[attacked], atol=1e-6)  # rows do not interact through the score
+    sign = 1 - 2 * labels.float()
+    with torch.no_grad():  # the attack raised the objective of the attacked rows *at their own positions*
+        assert ((sign * pos(part))[attacked] > (sign * pos(x))[attacked]).all()
 
 
 def test_attack_score_restarts_improve(conv):
@@ -442,8 +459,6 @@ def test_bad_inputs(conv):
         attack_score(conv, x, torch.tensor([0, 2]), eps=0.1)
     with pytest.raises(ValueError, match="labels"):
         attack_score(conv, x, torch.tensor([0, 1, 0]), eps=0.1)
-    with pytest.raises(ValueError, match="batch_size"):
-        attack_score(conv, x, lab, eps=0.1, batch_size=0)
     with pytest.raises(ValueError, match="rho"):
         apgd(conv, x, eps=0.1, rho=0.0)
     with pytest.raises(TypeError, match="floating"):

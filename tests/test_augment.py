@@ -179,7 +179,7 @@ def test_jitter_factors_stay_in_their_ranges(same: torch.Tensor) -> None:
 def test_simclr_augment_settings_and_identity(x: torch.Tensor) -> None:
     aug = A.SimCLRAugment()
     assert aug.jitter == (0.4, 0.4, 0.4, 0.1) and aug.jitter_p == 0.8 and aug.grayscale_p == 0.2
-    assert aug.crop_scale == (0.08, 1.0) and aug.flip_p == 0.5
+    assert aug.crop_scale == (0.08, 1.0) and aug.flip_p == 0.0  # the official simclr_aug: the flip comes first
     assert A.SimCLRAugment.for_resolution(32).crop and not A.SimCLRAugment.for_resolution(224).crop
     off = A.SimCLRAugment(crop=False, strength=0.0, flip_p=0.0, grayscale_p=0.0)
     assert torch.equal(off(x, gen(20)), x)

@@ -20,7 +20,12 @@ def test_profiles_selection(monkeypatch):
     monkeypatch.delenv("RADLIB_PROFILE")
     monkeypatch.setenv("CI", "true")
     assert get_profile().name == "smoke"
-    with pytest.raises(ValueError, match="smoke, lab, paper"):
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr("radlib.profiles.select_device", lambda: torch.device("cpu"))
+    assert get_profile().name == "cpu", "without a GPU (and not in CI) the default is the cpu profile"
+    monkeypatch.setattr("radlib.profiles.select_device", lambda: torch.device("cuda"))
+    assert get_profile().name == "lab"
+    with pytest.raises(ValueError, match="smoke, cpu, lab, paper"):
         get_profile("huge")
 
 
