@@ -41,7 +41,7 @@ def raw_resnet_throughput(image_size: int, batch: int, device: torch.device, *, 
     x = torch.rand(batch, 3, image_size, image_size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step() -> None:
         with amp:

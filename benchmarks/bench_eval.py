@@ -26,7 +26,8 @@ from radlib.attacks import attack_score
 from radlib.data import load
 from radlib.evaluate import AttackSpec, AutocastScore, evaluate
 from radlib.models import build_model
-from radlib.pipeline import fit_score
+from radlib.pipeline import fit_score, load_data
+from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import policy_for
 from radlib.score import EnsembleScore
 from radlib.train import TrainConfig, train
@@ -37,9 +38,11 @@ def passes_per_image(K: int, samples: int, steps: int) -> float:
 
 
 def eval_throughput(image_size: int, dataset: str, device: torch.device, *, n: int, bank: int, steps: int,
-                    batch: int, iters: int, width: int, precision: str = "fp32") -> tuple[float, int]:
+                    batch: int, iters: int, width: int, precision: str = "fp32",
+                    channels_last: bool = False) -> tuple[float, int]:
     policy = policy_for(dataset)
-    model = build_model(image_size=image_size, num_transforms=policy.K, width=width, device=device).eval()
+    model = build_model(image_size=image_size, num_transforms=policy.K, width=width, device=device,
+                        channels_last=channels_last).eval()
     train = torch.rand(bank, 3, image_size, image_size, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -86,6 +89,64 @@ def precision_check(device: torch.device, *, sizes: list[int], epochs: int, widt
     return lines
 
 
+def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
+    """PGD on the ensemble score at a profile's sizes (K=4 low-resolution data, its width and eval steps), fp32
+    NCHW vs bf16 + channels_last, interleaved (best of 3 rounds), with the raw fwd+bwd rate of each setting."""
+    p = get_profile(name)
+    size, width, steps = p.low_res_size, p.width, p.eval_steps
+    n, bank, iters, rounds = (16, 32, 1, 1) if quick else (256, 600, 2, 3)
+    settings = {"fp32 NCHW": ("fp32", False), "bf16 + channels_last": ("bf16", True)}
+    best = {k: 0.0 for k in settings}
+    raw = {k: 0.0 for k in settings}
+    K = 4
+    for _ in range(rounds):
+        for label, (precision, cl) in settings.items():
+            raw[label] = max(raw[label], raw_resnet_throughput(size, 256, device, bf16=precision == "bf16",
+                                                               channels_last=cl, iters=max(2, iters), width=width))
+            ips, K = eval_throughput(size, "digits", device, n=n, bank=bank, steps=steps, batch=n, iters=iters,
+                                     width=width, precision=precision, channels_last=cl)
+            best[label] = max(best[label], ips)
+    lines = [f"device: {device_name(device)}; torch {torch.__version__}; profile `{name}` sizes ({size} px, width "
+             f"{width}, K={K}, bank {bank}, PGD-{steps}); best of {rounds} interleaved rounds", "",
+             TABLE_HEADER[0].format(what="attack"), TABLE_HEADER[1]]
+    for label in settings:
+        lines.append(table_row(f"PGD-{steps} on ensemble score, {size}px K={K} S=1, {label}", best[label], raw[label],
+                               passes_per_image(K, 1, steps)))
+    lines += ["", f"speed-up of PGD on the score, bf16 + channels_last over fp32 NCHW: "
+                  f"{best['bf16 + channels_last'] / best['fp32 NCHW']:.2f}x"]
+    return lines
+
+
+def profile_precision_check(name: str, device: torch.device, quick: bool, seeds: list[int]) -> list[str]:
+    """fp32 vs bf16 AUROCs (clean and PGD at the profile's eps) of csi and cobra trained with the profile's
+    recipe on digits (normal class 0), same model, data and attack seeds: the rule is |gap| <= 1 point."""
+    p = get_profile("smoke" if quick else name)
+    eps = p.eps_for(p.low_res_size)
+    lines = [f"precision check, profile `{p.name}`, digits/0 at {p.low_res_size} px, PGD-{p.eval_steps} at "
+             f"{eps * 255:.0f}/255 (training in the profile's own precision)", "",
+             "| method | seed | clean fp32 / bf16 | PGD fp32 / bf16 | max gap | within 1 point |", "|---|---|---|---|---|---|"]
+    for seed in seeds:
+        ds = load_data("digits", "0", None, p, seed=seed)
+        for method in ("csi", "cobra"):
+            cfg = TrainConfig.from_profile(p, method=method, dataset="digits", image_size=ds.image_size,
+                                           n_train=len(ds.train.images),
+                                           category="0", channels=ds.channels, seed=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = train(cfg, ds, device=device, progress=False)
+                score = fit_score(res, ds.train.images)
+            spec = [AttackSpec(eps=eps, steps=p.eval_steps)]
+            out = {q: evaluate(score, ds.test, attacks=spec, device=device, seed=seed, precision=q)
+                   for q in ("fp32", "bf16")}
+            pairs = [(out["fp32"].clean_auroc, out["bf16"].clean_auroc),
+                     (out["fp32"].robust_auroc(), out["bf16"].robust_auroc())]
+            gap = max(abs(a - b) for a, b in pairs)
+            lines.append(f"| {method} | {seed} | " + " | ".join(f"{a:.1f} / {b:.1f}" for a, b in pairs) +
+                         f" | {gap:.2f} | {'yes' if gap <= 1.0 else 'NO'} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None)
@@ -95,8 +156,18 @@ def main() -> None:
     ap.add_argument("--precision-check", action="store_true",
                     help="also compare fp32 and bf16 robust AUROCs on briefly trained CSI models")
     ap.add_argument("--check-epochs", type=int, default=10, help="CSI epochs for --precision-check")
+    ap.add_argument("--profile", default=None,
+                    help="time PGD on the score at this profile's sizes, fp32 vs bf16 (with --precision-check: "
+                         "the AUROC check on csi and cobra trained with that profile)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the profile precision check")
     args = ap.parse_args()
     device = pick_device(args.device)
+    if args.profile:
+        lines = profile_rows(args.profile, device, args.quick)
+        if args.precision_check:
+            lines += [""] + profile_precision_check(args.profile, device, args.quick, args.seeds)
+        finish("bench_eval.py --profile " + args.profile, lines, args.quick, args.record)
+        return
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -1,15 +1,18 @@
-"""The lab-budget recipe, measured: train `cobra` and `csi` with the `lab` profile on `casting` and `surfaces`,
-evaluate clean and in+out PGD-20 (eps 4/255 at >= 128 px, 8/255 at <= 64 px), over several seeds.
+"""The recipe, measured: train methods with a profile's recipe (`cpu`: 2-core laptop; `lab`: GPU) on several data
+sets and evaluate clean and in+out PGD-20 AUROC at several eps, over several seeds (mean +- std).
 
-Every data set also gets a reference row that needs no training: the pixel-space kNN detector of
-radlib.certify, with its *certified* AUROC (a lower bound that holds against any attack). A trained "robust"
-detector that does not beat that row has not learned robustness.
+Data: `digits` (sklearn, embedded) and `fashion_mnist` (Debian's dataset-fashion-mnist or a download), one normal
+class each; `surfaces` (one category, generated) and `casting` (real castings, ../shared/data). Every data set
+also gets a reference row that needs no training: the pixel-space kNN detector of radlib.certify, with its
+*certified* AUROC (a lower bound that holds against any attack) in parentheses. A trained "robust" detector that
+does not beat that row has not learned robustness.
 
 Prints a table (mean +- std over seeds, training seconds, device) and appends it, with the exact command, to
-benchmarks/RESULTS.md when --record is given. Meant for a GPU; --quick runs a tiny CPU version of the same code.
+benchmarks/RESULTS.md when --record is given. --quick runs a tiny CPU version of the same code.
 
-Usage: python benchmarks/bench_recipe.py [--seeds 0 1 2] [--scores own knn] [--casting-root ../shared/data]
-       [--record] [--quick] [FIELD=VALUE ...]   (TrainConfig overrides, e.g. augment_strength=0.5)
+Usage: python benchmarks/bench_recipe.py [--profile cpu] [--data digits fashion_mnist] [--seeds 0 1 2]
+       [--methods cobra cobra_no_opposite csi] [--eps 2/255 4/255 8/255] [--scores own knn] [--record] [--quick]
+       [FIELD=VALUE ...]   (TrainConfig overrides, e.g. augment_strength=0.5)
 """
 from __future__ import annotations
 
@@ -26,10 +29,13 @@ import torch
 from _common import device_name, pick_device, record
 from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.data import DatasetError
-from radlib.evaluate import AttackSpec, evaluate
+from radlib.evaluate import AttackSpec, evaluate, format_eps, parse_eps
 from radlib.pipeline import fit_score, load_data, run_method, untrained
 from radlib.profiles import get_profile
 from radlib.train import TrainConfig
+
+#: the normal class of each data set (Fashion-MNIST: class 0, T-shirt/top; digits: 0)
+NORMAL = {"digits": "0", "fashion_mnist": "T-shirt/top", "surfaces": "metal", "casting": None}
 
 
 def _fmt(values: list[float]) -> str:
@@ -44,6 +50,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="*", default=["cobra", "csi"], help="none: only the pixel kNN rows")
     ap.add_argument("--image-size", type=int, default=None, help="default: the profile's resolution")
+    ap.add_argument("--eps", type=parse_eps, nargs="+", default=None,
+                    help="eps of the PGD-20 columns (default: the profile's eps for the resolution)")
     ap.add_argument("--scores", nargs="+", default=["own"], choices=["own", "knn"],
                     help="scores fitted on each trained model: its own (ensemble / msc kNN) and/or feature kNN")
     ap.add_argument("--no-pixel-knn", action="store_true", help="skip the model-free pixel kNN reference row")
@@ -51,8 +59,9 @@ def main() -> None:
                     help="add a row: the untrained network (the first method's config, else csi's) scored by "
                          "feature kNN")
     ap.add_argument("--casting-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    ap.add_argument("--surfaces-category", default="metal")
-    ap.add_argument("--data", nargs="+", default=["casting", "surfaces"], choices=["casting", "surfaces"])
+    ap.add_argument("--category", action="append", default=[], metavar="DATA=CLASS",
+                    help=f"normal class per data set (default {NORMAL})")
+    ap.add_argument("--data", nargs="+", default=["casting", "surfaces"], choices=list(NORMAL))
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="smoke profile, one seed (CPU sanity check)")
     ap.add_argument("--record", action="store_true")
@@ -63,75 +72,86 @@ def main() -> None:
     seeds = args.seeds[:1] if args.quick else args.seeds
     device = pick_device(args.device)
     overrides = dict(_parse_override(o) for o in args.overrides)
+    normal = {**NORMAL, **dict(c.split("=", 1) for c in args.category)}
     warnings.filterwarnings("ignore", category=RuntimeWarning)
-    tasks = [t for t in [("casting", "ok_front", {"root": args.casting_root}), ("surfaces", args.surfaces_category, {})]
-             if t[0] in args.data]
     steps = 20 if not args.quick else 2
-    rows = [f"| data | method | score | clean AUROC | PGD-{steps} AUROC | certified AUROC | train s/seed | seeds |",
-            "|---|---|---|---|---|---|---|---|"]
-    for name, category, kw in tasks:
+    rows: list[str] = []
+    for name in args.data:
+        kw = {"root": args.casting_root} if name == "casting" else {}
         try:
-            datasets = [load_data(name, None if name == "casting" else category, args.image_size, profile, seed=seed,
-                                  **kw)
-                        for seed in seeds]
+            datasets = [load_data(name, normal[name], args.image_size, profile, seed=seed, **kw) for seed in seeds]
         except DatasetError as e:
             print(f"skip {name}: {e}", file=sys.stderr)
             continue
-        normal = datasets[0].normal
-        label = f"{name}{'' if normal == name else '/' + str(normal)} {datasets[0].image_size}px"
-        eps = 4 / 255 if datasets[0].image_size >= 128 else 8 / 255
-        attack = AttackSpec(eps=eps, steps=steps)
+        ds0 = datasets[0]
+        eps_list = args.eps or [profile.eps_for(ds0.image_size)]
+        attacks = [AttackSpec(eps=e, steps=steps) for e in eps_list]
+        if not rows or rows[0].count("|") != 7 + len(eps_list):
+            rows += ["", "| data | method | score | clean AUROC | " +
+                     " | ".join(f"PGD-{steps} @ {format_eps(e)}" for e in eps_list) + " | train s/seed | seeds |",
+                     "|---" * (6 + len(eps_list)) + "|"]
+        label = f"{name}{'' if ds0.normal == name else '/' + str(ds0.normal)} {ds0.image_size}px n={len(ds0.train.images)}"
+
+        def add_row(method: str, kind: str, clean: list[float], robust: list[list[float]], secs: str,
+                    cert: list[list[float]] | None = None) -> None:
+            cells = [_fmt(r) + (f" ({_fmt(c)})" if cert else "") for r, c in zip(robust, cert or robust)]
+            rows.append(f"| {label} | {method} | {kind} | {_fmt(clean)} | {' | '.join(cells)} | {secs} | {len(clean)} |")
+            print(rows[-1], flush=True)
+
         if not args.no_pixel_knn:
             # the bar every trained detector must clear: no training, and a certificate (radlib.certify)
-            clean, robust, cert = [], [], []
+            clean, robust, cert = [], [[] for _ in attacks], [[] for _ in attacks]
             for seed, ds in zip(seeds, datasets):
                 knn = PixelKNNScore.fit(ds.train.images, k=2, device=device)
-                res = evaluate(knn, ds.test, attacks=[attack], device=device, seed=seed)
-                lo, up = knn.bounds(ds.test.images, eps)
+                res = evaluate(knn, ds.test, attacks=attacks, device=device, seed=seed)
                 clean.append(res.clean_auroc)
-                robust.append(res.robust_auroc())
-                cert.append(certified_auroc(lo, up, ds.test.labels))
-            rows.append(f"| {label} | none (pixel kNN, k=2) | pixel kNN | {_fmt(clean)} | {_fmt(robust)} | "
-                        f"{_fmt(cert)} | 0 | {len(clean)} |")
-            print(rows[-1], flush=True)
+                for i, spec in enumerate(attacks):
+                    lo, up = knn.bounds(ds.test.images, spec.eps)
+                    robust[i].append(res.attacks[i].auroc)
+                    cert[i].append(certified_auroc(lo, up, ds.test.labels))
+            add_row("none (pixel kNN, k=2; certified)", "pixel kNN", clean, robust, "0", cert)
         if args.random_init:
             # training must beat this: the same network at its random initialisation, feature-kNN score
-            clean, robust = [], []
+            clean, robust = [], [[] for _ in attacks]
             for seed, ds in zip(seeds, datasets):
                 cfg = TrainConfig.from_profile(profile, method=(args.methods or ["csi"])[0], dataset=ds.name,
                                                image_size=ds.image_size, category=ds.normal, channels=ds.channels,
                                                seed=seed, **overrides)
                 res = evaluate(fit_score(untrained(cfg, device=device), ds.train.images, kind="knn"), ds.test,
-                               attacks=[attack], device=device, seed=seed)
+                               attacks=attacks, device=device, seed=seed)
                 clean.append(res.clean_auroc)
-                robust.append(res.robust_auroc())
-            rows.append(f"| {label} | none (random init, width {cfg.width}) | knn | {_fmt(clean)} | "
-                        f"{_fmt(robust)} | - | 0 | {len(clean)} |")
-            print(rows[-1], flush=True)
+                for i in range(len(attacks)):
+                    robust[i].append(res.attacks[i].auroc)
+            add_row(f"none (random init, width {cfg.width})", "knn", clean, robust, "0")
         for method in args.methods:
             clean_by = {k: [] for k in args.scores}
-            robust_by = {k: [] for k in args.scores}
+            robust_by = {k: [[] for _ in attacks] for k in args.scores}
             secs = []
             for seed, ds in zip(seeds, datasets):
                 run = run_method(method, ds, profile, device=str(device), seed=seed, progress=False,
-                                 attacks=[attack], score_kind=args.scores[0], **overrides)
+                                 attacks=attacks, score_kind=args.scores[0], **overrides)
                 secs.append(run.train.seconds)
                 for kind in args.scores:
                     if kind == args.scores[0]:
                         res = run.eval
                     else:
                         score = fit_score(run.train, ds.train.images, samples=profile.eval_samples, seed=seed,
-                                          kind=kind)
-                        res = evaluate(score, ds.test, attacks=[attack], device=device, seed=seed)
+                                          kind=kind, augment=profile.eval_augment)
+                        res = evaluate(score, ds.test, attacks=attacks, device=device, seed=seed,
+                                       precision=profile.eval_precision)
                     clean_by[kind].append(res.clean_auroc)
-                    robust_by[kind].append(res.robust_auroc())
-                    print(f"{name} {method} seed {seed} score {kind}: clean {res.clean_auroc:.1f} "
-                          f"robust {res.robust_auroc():.1f} ({secs[-1]:.0f} s)", flush=True)
+                    for i in range(len(attacks)):
+                        robust_by[kind][i].append(res.attacks[i].auroc)
+                    print(f"{name} {method} seed {seed} score {kind}: clean {res.clean_auroc:.1f} robust "
+                          f"{' / '.join(f'{a.auroc:.1f}' for a in res.attacks)} ({secs[-1]:.0f} s, "
+                          f"{run.train.config.epochs} epochs)", flush=True)
             for kind in args.scores:
-                rows.append(f"| {label} | {method} | {kind} | {_fmt(clean_by[kind])} | {_fmt(robust_by[kind])} | - | "
-                            f"{statistics.mean(secs):.0f} | {len(secs)} |")
-    head = [f"device: {device_name(device)}; profile `{profile.name}`; torch {torch.__version__}",
-            f"command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`", ""]
+                add_row(method, kind, clean_by[kind], robust_by[kind], f"{statistics.mean(secs):.0f}")
+    p = run.eval.protocol if args.methods and "run" in locals() else {}
+    head = [f"device: {device_name(device)}; profile `{profile.name}`; torch {torch.__version__}; "
+            f"training {p.get('train_precision', '?')}; evaluation {p.get('precision', '?')}, "
+            f"test-time augmentation {p.get('score_tta', '?')}",
+            f"command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`"]
     print("\n".join(head + rows))
     if args.record:
         record("bench_recipe.py", head + rows)

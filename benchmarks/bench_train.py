@@ -8,8 +8,10 @@ Pass-count model (stated so the fraction of the limit means something). Per *nor
 The attack-adjusted limit is raw_img_s / passes: the best a step could do if every pass ran at the raw
 ResNet-18 rate. The fraction printed is achieved / limit (1.0 = no overhead at all).
 
-Usage: python benchmarks/bench_train.py [--quick] [--record] [--device cuda]
+Usage: python benchmarks/bench_train.py [--quick] [--record] [--device cuda] [--profile cpu]
 The official COBRA code measured 108 img/s (32 px, B=64, K=4) and 23.6 img/s (224 px, B=32, K=2) on one H100.
+``--profile cpu`` times the step at that profile's sizes instead, twice, interleaved: fp32 NCHW (what radlib ran on
+CPUs before) and bf16 autocast + channels_last (what it runs on CPUs with native bf16), and prints the speed-up.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from _common import TABLE_HEADER, device_name, finish, pick_device, raw_resnet_t
 from radlib.train import TrainConfig, _Step  # the trainer's own step function
 from radlib.models import build_model
 from radlib.optim import build_optimizer
+from radlib.profiles import get_profile
 
 
 def passes_per_image(K: int, steps: int) -> float:
@@ -28,9 +31,10 @@ def passes_per_image(K: int, steps: int) -> float:
 
 
 def step_throughput(image_size: int, batch: int, dataset: str, device: torch.device, *, steps: int, bf16: bool,
-                    iters: int, warmup: int, width: int = 64) -> tuple[float, int]:
+                    iters: int, warmup: int, width: int = 64, channels_last: bool | None = None) -> tuple[float, int]:
+    cl = device.type == "cuda" if channels_last is None else channels_last
     cfg = TrainConfig(method="cobra", dataset=dataset, image_size=image_size, batch_size=batch,
-                      attack_steps=steps, amp=bf16, channels_last=device.type == "cuda", width=width,
+                      attack_steps=steps, amp=bf16, channels_last=cl, width=width,
                       crop=image_size <= 64)
     policy = cfg.policy()
     model = build_model(cfg.model_config(), device=device, channels_last=cfg.channels_last)
@@ -54,10 +58,15 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (CPU sanity check of the script)")
     ap.add_argument("--record", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    ap.add_argument("--profile", default=None, help="time the step at this profile's sizes, fp32 vs bf16")
     args = ap.parse_args()
     device = pick_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if args.profile:
+        finish("bench_train.py --profile " + args.profile, profile_rows(args.profile, device, args.quick),
+               args.quick, args.record)
+        return
     cases = [(32, 64, "cifar10", 10), (224, 32, "mvtec_ad", 10)]
     iters, warmup, width = 10, 3, 64
     if args.quick:
@@ -75,6 +84,34 @@ def main() -> None:
         lines.append(table_row(f"COBRA {size}px B={batch} K={K} 3xPGD-{steps}", ips, raw, p))
         print(lines[-1], flush=True)
     finish("bench_train.py", lines, args.quick, args.record)
+
+
+def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
+    """The step at a profile's sizes (K=4 low-resolution data, its batch, width and attack steps), fp32 NCHW and
+    bf16 + channels_last, interleaved (3 rounds, best of each), with the raw fwd+bwd rate of the same setting."""
+    p = get_profile(name)
+    size, batch, steps, width = p.low_res_size, p.batch_size, p.train_attack_steps, p.width
+    iters, rounds = (2, 1) if quick else (6, 3)
+    settings = {"fp32 NCHW": (False, False), "bf16 + channels_last": (True, True)}
+    best: dict[str, float] = {k: 0.0 for k in settings}
+    raw: dict[str, float] = {k: 0.0 for k in settings}
+    K = 4
+    for _ in range(rounds):
+        for label, (bf16, cl) in settings.items():
+            raw[label] = max(raw[label], raw_resnet_throughput(size, 256, device, bf16=bf16, channels_last=cl,
+                                                               warmup=1, iters=iters, width=width))
+            ips, K = step_throughput(size, batch, "digits", device, steps=steps, bf16=bf16, iters=iters, warmup=1,
+                                     width=width, channels_last=cl)
+            best[label] = max(best[label], ips)
+    lines = [f"device: {device_name(device)}; torch {torch.__version__}; profile `{name}` sizes "
+             f"({size} px, width {width}, B={batch}, K={K}, 3 x PGD-{steps}); best of {rounds} interleaved rounds", "",
+             TABLE_HEADER[0].format(what="step"), TABLE_HEADER[1]]
+    for label in settings:
+        lines.append(table_row(f"COBRA {size}px B={batch} K={K} 3xPGD-{steps}, {label}", best[label], raw[label],
+                               passes_per_image(K, steps)))
+    lines += ["", f"speed-up of the step, bf16 + channels_last over fp32 NCHW: "
+                  f"{best['bf16 + channels_last'] / best['fp32 NCHW']:.2f}x"]
+    return lines
 
 
 if __name__ == "__main__":

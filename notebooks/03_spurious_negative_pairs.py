@@ -62,6 +62,7 @@ from radlib.losses import PairKind, nt_xent, nt_xent_without_spurious, pair_coun
 from radlib.pipeline import load_data, teaching_model
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import policy_for
+from radlib.train import training_views
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "lab" | "paper"; None = lab with a GPU, smoke without
 profile = get_profile(PROFILE)
@@ -215,8 +216,7 @@ max_step = 0.0
 loss_values = {name: [] for name in LOSSES}
 for start in range(0, len(x_all) - B + 1, B):  # full batches only: the pair layout needs the same N per batch
     x = x_all[start:start + B].to(device)
-    xk, _ = policy.expand(x, generator=g)           # (K*B): normals, then their pseudo-anomalies
-    v1, v2 = augment(xk, g), augment(xk, g)         # two views, chunk-major
+    v1, v2, _ = training_views(x, policy, augment, g)  # (K*B) each: normals, then their pseudo-anomalies
     with torch.no_grad():
         z1, z2 = proj(v1), proj(v2)
         for name, fn in LOSSES.items():

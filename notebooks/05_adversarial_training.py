@@ -64,7 +64,7 @@ from radlib.models import build_model
 from radlib.pipeline import load_data
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import policy_for
-from radlib.train import TrainConfig, load_trained, train
+from radlib.train import TrainConfig, load_trained, train, training_views
 from radlib.viz import image_grid, loss_curves
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "lab" | "paper"; None = lab with a GPU, smoke without
@@ -82,8 +82,11 @@ print(profile.banner(device))
 # We replay what `radlib.train` does inside one COBRA step, with the same library calls, on a handful of images
 # and a freshly initialised network (what the very first step sees):
 #
-# 1. **expand** the batch to K chunks `[x, T₁x, ...]` with the dataset's pseudo-anomaly policy (chunk k = class k);
-# 2. draw **two SimCLR views** `v1`, `v2` of the expanded batch;
+# 1. **flip** each image at random, twice independently (two copies), *before* anything else: a flip after a
+#    rotation would turn 90° into 270° (hflip(rot90 x) = rot270(hflip x)) and confuse the K-way head;
+# 2. **expand** each copy to K chunks `[x, T₁x, ...]` with the dataset's pseudo-anomaly policy (chunk k = class k),
+#    with its own random draws, and give each the SimCLR distortion (no flip): the two views `v1`, `v2`
+#    (`radlib.train.training_views`, the official order);
 # 3. with the model in eval mode, run three **PGD attacks** inside an L∞ ball of radius eps:
 #    - **ATPT(v1)** *maximises* NT-Xent(v1', v2): pushes each image away from its positive view;
 #    - **ATNT(v2)** *minimises* NT-Xent(v2', π(v2)), π swapping the chunks: pulls each normal toward its own
@@ -94,7 +97,7 @@ print(profile.banner(device))
 ds = load_data("surfaces", "metal", None, profile, seed=SEED)
 print(ds.summary())
 cfg = TrainConfig.from_profile(profile, method="cobra", dataset=ds.name, image_size=ds.image_size,
-                               category=ds.normal, channels=ds.channels, seed=SEED)
+                               n_train=len(ds.train.images), category=ds.normal, channels=ds.channels, seed=SEED)
 policy = policy_for(cfg.dataset)
 print(policy.describe())
 print(f"training attacks: L-inf eps={format_eps(cfg.eps)}, {cfg.attack_steps} PGD step(s), "
@@ -103,9 +106,9 @@ print(f"training attacks: L-inf eps={format_eps(cfg.eps)}, {cfg.attack_steps} PG
 n_show = min(4, ds.train.images.shape[0])
 gen = make_generator(SEED, device)
 x = to_float(ds.train.images[:n_show].to(device))
-xk, labels = policy.expand(x, generator=gen)                 # (K*n, C, H, W), chunk-major
-augment = SimCLRAugment(crop=cfg.crop, strength=cfg.augment_strength)
-v1, v2 = augment(xk, gen), augment(xk, gen)
+xk, _ = policy.expand(x, generator=make_generator(SEED, device))  # for the picture: the chunks before any view
+augment = SimCLRAugment(crop=cfg.crop, strength=cfg.augment_strength)  # no flip: the flip comes first
+v1, v2, labels = training_views(x, policy, augment, gen)    # (K*n, C, H, W) each, chunk-major
 
 torch.manual_seed(SEED)
 model = build_model(cfg.model_config(), device=device)  # the very network `train(cfg, ...)` would build

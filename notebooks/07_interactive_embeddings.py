@@ -117,7 +117,7 @@ attacks = default_attacks(profile, ds.image_size)
 runs, snapshots = {}, {}
 for method in ("csi", "cobra"):
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
-                                   category=ds.normal, channels=ds.channels, seed=SEED)
+                                   n_train=len(ds.train.images), category=ds.normal, channels=ds.channels, seed=SEED)
     snaps = {}
 
     def keep(epoch, means, model, snaps=snaps):

@@ -6,13 +6,19 @@ A run killed mid-write leaves the previous checkpoint intact (never a truncated 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: missing, damaged, not written by radlib, or holding unsafe content. The
+    message names the file and what is wrong (never a hint to load it unsafely)."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -33,9 +39,30 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
+                    required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: the path is not a file, the file is damaged (truncated, not a torch archive), holds
+            objects that ``weights_only`` refuses (e.g. a pickle that would run code), is not a dict, or lacks
+            one of the ``required`` keys.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+        raise CheckpointError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused an object: say so, without torch's unsafe advice
+        what = str(e).split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip().splitlines()
+        raise CheckpointError(f"{path} holds content that safe loading refuses ({what[0] if what else 'unknown'}); "
+                              f"it was not written by radlib or has been tampered with") from None
+    except (EOFError, OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path} is damaged or not a torch checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a radlib checkpoint (it holds a {type(state).__name__}, not a dict)")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a radlib training checkpoint: missing {', '.join(missing)}")
+    return state

@@ -42,7 +42,8 @@ def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | 
     """The autocast dtype for training on ``device``, or None (fp32).
 
     bf16 on CUDA devices with bf16 tensor cores (Ampere and newer) and on CPUs with native bf16
-    (:func:`cpu_has_native_bf16`); None elsewhere (mps, older GPUs and CPUs), or when ``enabled`` is False.
+    (:func:`cpu_has_native_bf16`); fp16 on Volta/Turing GPUs (a T4 runs bf16 only emulated, slowly; the trainer
+    uses a gradient scaler with fp16); None elsewhere (mps, older GPUs and CPUs), or when ``enabled`` is False.
     """
     if not enabled:
         return None
@@ -51,7 +52,10 @@ def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | 
             native = torch.cuda.is_bf16_supported(including_emulation=False)
         except TypeError:  # torch < 2.3 has no emulation path to exclude
             native = torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if native else None
+        if native:
+            return torch.bfloat16
+        # Volta / Turing (a Colab T4): fp16 tensor cores; the trainer pairs fp16 with a gradient scaler
+        return torch.float16 if torch.cuda.get_device_capability(device) >= (7, 0) else None
     if device.type == "cpu":
         return torch.bfloat16 if cpu_has_native_bf16() else None
     return None

@@ -145,7 +145,7 @@ class AttackSpec:
         mode: ``"both"`` (in + out), ``"in"`` (normals only) or ``"out"`` (anomalies only).
         norm: ``"linf"`` or ``"l2"``.
         eps: radius in pixel units (a string like ``"8/255"`` is accepted and parsed).
-        steps: attack iterations (>= 0).
+        steps: attack iterations (>= 1).
         alpha: PGD step size; None = ``2.5 * eps / steps`` (radlib.attacks' default). Ignored by APGD.
         restarts: random restarts (best per sample is kept).
         seed: seed of the random starts; None = the ``seed`` given to :func:`evaluate`.
@@ -169,8 +169,12 @@ class AttackSpec:
             raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
         if self.norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
-            raise ValueError(f"steps must be an int >= 0, got {self.steps!r}")
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"steps must be an int >= 1, got {self.steps!r} (0 steps is random noise, not an "
+                             f"attack: use radlib.attacks.random_noise for that)")
+        if self.norm == "linf" and self.eps > 1:
+            raise ValueError(f"eps {self.eps:g} is larger than the whole [0, 1] pixel range (L-inf): did you mean "
+                             f"{self.eps:g}/255?")
         if not isinstance(self.restarts, int) or isinstance(self.restarts, bool) or self.restarts < 1:
             raise ValueError(f"restarts must be an int >= 1, got {self.restarts!r}")
         if self.alpha is not None:

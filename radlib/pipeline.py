@@ -22,7 +22,7 @@ from .score import AnomalyScore, EnsembleScore, KNNScore, official_tta
 from .train import TrainConfig, TrainResult, load_trained, train
 
 __all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
-           "untrained", "teaching_model", "score_protocol"]
+           "untrained", "teaching_model", "score_protocol", "data_identity", "check_test_split"]
 
 
 def load_data(name: str, category: str | None, image_size: int | None, profile: Profile, *, seed: int = 0,
@@ -107,9 +107,11 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     ``on_epoch_end`` is passed to :func:`~radlib.train.train` (live curves, snapshots).
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    check_test_split(ds)
     dev = select_device(device)
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
-                                   category=ds.normal, channels=ds.channels, seed=seed, **overrides)
+                                   n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
+                                   seed=seed, **overrides)
     res = train(cfg, ds, out=out, device=dev, progress=progress, on_epoch_end=on_epoch_end)
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
                       augment=profile.eval_augment)
@@ -128,6 +130,8 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     """Evaluate a checkpoint written by ``radlib train`` on its own dataset's test split.
 
     ``score_kind``: ``"own"`` (the method's score) or ``"knn"`` (feature kNN), see :func:`fit_score`."""
+    attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
+                                                       restarts=restarts)]  # validated before any loading
     res = load_trained(ckpt, device=device)
     cfg = res.config
     info_path = Path(ckpt).with_name("data.json")
@@ -136,22 +140,40 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     options: dict[str, Any] = {}
     if max_test is not None:
         options["n_test" if cfg.dataset == "surfaces" else "max_test"] = max_test
+    data_root = str(Path(root).resolve()) if root else info.get("root")
     ds = load_data(cfg.dataset, cfg.category, cfg.image_size, profile, seed=info.get("seed", cfg.seed),
-                   root=root or info.get("root"), channels=cfg.channels, **options)
+                   root=data_root, channels=cfg.channels, **options)
+    check_test_split(ds)
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind,
                       augment=profile.eval_augment)
-    attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
-                                                       restarts=restarts)]
     result = evaluate(score, ds.test, attacks=attacks, device=res.model.transform_head.weight.device,
                       seed=cfg.seed, precision=profile.eval_precision)
-    result.protocol.update(method=cfg.method, checkpoint=str(ckpt), **score_protocol(profile, score_kind))
+    result.protocol.update(method=cfg.method, checkpoint=str(ckpt), **score_protocol(profile, score_kind),
+                           **data_identity(ds, data_root))
     return result
+
+
+def data_identity(ds: ADDataset, root: str | None = None) -> dict[str, Any]:
+    """What identifies a data set for a checkpoint and a protocol: name, normal category, root, sizes."""
+    return {"dataset": ds.name, "category": ds.normal, "root": root, "image_size": ds.image_size,
+            "channels": ds.channels, "n_train": len(ds.train.images), "n_test": len(ds.test.images)}
+
+
+def check_test_split(ds: ADDataset) -> None:
+    """Raise ValueError *before* any training when the test split cannot give an AUROC (it needs normals and
+    anomalies)."""
+    n_anom = int((ds.test.labels == 1).sum())
+    n_norm = len(ds.test.labels) - n_anom
+    if n_anom == 0 or n_norm == 0:
+        raise ValueError(f"the test split of {ds.name}/{ds.normal} has {n_norm} normal and {n_anom} anomalous "
+                         f"images; an AUROC needs both (raise max_test / n_test)")
 
 
 def _train_precision(cfg: TrainConfig, device: torch.device) -> str:
     amp = autocast_dtype(device, cfg.amp)
     layout = " + channels_last" if uses_channels_last(device, cfg.channels_last) else ""
-    return ("bf16 autocast" if amp is not None else "fp32") + layout
+    names = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + grad scaler", None: "fp32"}
+    return names.get(amp, str(amp)) + layout
 
 
 def untrained(cfg: TrainConfig, *, device: str | torch.device | None = None) -> TrainResult:
@@ -173,7 +195,7 @@ def teaching_model(ds: ADDataset, profile: Profile, *, device: str | torch.devic
     """
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                    category=ds.normal, channels=ds.channels, seed=seed,
-                                   epochs=min(profile.epochs, max_epochs))
+                                   epochs=min(profile.epochs_for(len(ds.train.images)), max_epochs))
     if profile.name == "smoke":
         return untrained(cfg, device=device).model, f"random-init ResNet-18 (width {cfg.width})"
     model = train(cfg, ds, device=device, progress=False).model

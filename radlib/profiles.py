@@ -8,6 +8,7 @@ without one (``CI=true`` forces ``smoke`` unless ``RADLIB_PROFILE`` says otherwi
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ class Profile:
         eval_precision: ``"fp32"`` or ``"bf16"`` (autocast) for scoring and attacking; bf16 only where it has
             been measured to keep the robust AUROC within 1 point of fp32 (``bench_eval.py --precision-check``).
         amp: bf16 autocast in training where the hardware has native bf16 (:func:`radlib.device.autocast_dtype`).
+        train_steps: None = train ``epochs`` epochs; an int = a budget of optimiser steps, whatever the size of the
+            training set: ``epochs`` becomes ``ceil(train_steps / steps per epoch)`` (:meth:`epochs_for`), so a
+            119-image class of digits and a 1,000-image class of Fashion-MNIST get the same amount of training.
     """
 
     name: str
@@ -72,10 +76,28 @@ class Profile:
     eval_augment: bool = False
     eval_precision: str = "fp32"
     amp: bool = True
+    train_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.eval_precision not in ("fp32", "bf16"):
             raise ValueError(f"eval_precision must be 'fp32' or 'bf16', got {self.eval_precision!r}")
+        for name in ("train_eps", "eval_eps"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 1:
+                raise ValueError(f"{name} must be in [0, 1] (pixel units, e.g. 8/255), got {v}")
+        for name in ("epochs", "batch_size", "eval_steps", "eval_samples", "width", "image_size", "low_res_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.train_steps is not None and self.train_steps < 1:
+            raise ValueError(f"train_steps must be None or >= 1, got {self.train_steps}")
+
+    def epochs_for(self, n_train: int | None) -> int:
+        """Epochs of a run on ``n_train`` images: ``epochs``, or the ``train_steps`` budget in epochs (steps per
+        epoch = ``n_train // batch_size``, at least 1) when both are known."""
+        if self.train_steps is None or not n_train:
+            return self.epochs
+        per_epoch = max(1, n_train // min(self.batch_size, n_train))
+        return max(1, math.ceil(self.train_steps / per_epoch))
 
     def replace(self, **changes: object) -> "Profile":
         """A copy with some fields changed (profiles are frozen)."""
@@ -160,6 +182,8 @@ def apply_overrides(profile: Profile, text: str) -> Profile:
         if not sep or key not in _OVERRIDABLE:
             raise ValueError(f"profile override {item!r}: expected FIELD=VALUE with FIELD one of "
                              f"{', '.join(sorted(_OVERRIDABLE))}")
+        if key in changes:
+            raise ValueError(f"profile override {key!r} is given twice; give each field once")
         kind = str(_OVERRIDABLE[key])
         try:
             if value.lower() == "none" and "None" in kind:

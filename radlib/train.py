@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from . import attacks, losses
 from .augment import SimCLRAugment, horizontal_flip
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import ADDataset, Split, to_float
 from .device import autocast_dtype, make_generator, select_device, uses_channels_last
 from .models import ModelConfig, ResNet18AD, build_model
@@ -127,8 +127,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "attack_steps", "width", "checkpoint_every", "log_every"):
             if getattr(self, name) < (0 if name == "attack_steps" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.eps < 0 or self.lr <= 0 or self.temperature <= 0:
-            raise ValueError("eps must be >= 0, lr and temperature > 0")
+        if not 0 <= self.eps <= 1:
+            raise ValueError(f"eps must be in [0, 1] (pixel units, e.g. 8/255), got {self.eps}")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ValueError(f"lr and temperature must be > 0, got lr={self.lr}, temperature={self.temperature}")
         if self.nt_xent_reduction not in ("anchors", "pairs"):
             raise ValueError(f"nt_xent_reduction must be 'anchors' or 'pairs', got {self.nt_xent_reduction!r}")
         if self.attack_norm not in ("linf", "l2"):
@@ -151,11 +153,12 @@ class TrainConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str = "cobra", dataset: str = "surfaces",
-                     image_size: int | None = None, **overrides: Any) -> "TrainConfig":
-        """The profile's sizes for ``method`` on ``dataset`` (``overrides`` win)."""
+                     image_size: int | None = None, n_train: int | None = None, **overrides: Any) -> "TrainConfig":
+        """The profile's sizes for ``method`` on ``dataset`` (``overrides`` win). ``n_train``: the number of
+        training images, which turns a profile's ``train_steps`` budget into epochs (:meth:`Profile.epochs_for`)."""
         low_res = policy_for(dataset).K == 4
         size = image_size or (profile.low_res_size if low_res else profile.image_size)
-        base = dict(method=method, dataset=dataset, image_size=size, epochs=profile.epochs,
+        base = dict(method=method, dataset=dataset, image_size=size, epochs=profile.epochs_for(n_train),
                     batch_size=profile.batch_size, lr=profile.lr, optimizer=profile.optimizer,
                     warmup_epochs=profile.warmup_epochs,
                     attack_steps=profile.train_attack_steps, eps=profile.train_eps, crop=low_res,
@@ -296,6 +299,18 @@ def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Gener
     return make_generator(seed * 1_000_003 + epoch, device)
 
 
+_CKPT_KEYS = ("config", "model_config", "model", "optimizer", "scheduler", "epoch", "history", "seconds")
+
+
+def _check_parameters(model: ResNet18AD, epoch: int) -> None:
+    """Refuse to save or return a model with NaN/inf weights (a blow-up on the last step leaves finite losses
+    behind: the loss check alone would miss it). One host sync per call."""
+    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(f"parameters {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} became NaN/inf by "
+                               f"epoch {epoch}: lower the learning rate or the attack step size, or disable amp")
+
+
 def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: str | Path | None = None,
           device: str | torch.device | None = None, resume: bool = True, progress: bool = True,
           on_epoch_end: Callable[[int, dict[str, float], ResNet18AD], None] | None = None) -> TrainResult:
@@ -312,9 +327,13 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         on_epoch_end: callback ``(epoch, epoch_means, model)``, e.g. for live loss curves in a notebook.
 
     Raises:
-        TrainingDiverged: a loss term became NaN/inf (checked every ``log_every`` steps and at epoch end).
+        TrainingDiverged: a loss term became NaN/inf (checked every ``log_every`` steps and at epoch end), or a
+            parameter did (checked before every checkpoint write and at the end).
+        CheckpointError: ``out/last.pt`` exists but is damaged or not a radlib checkpoint.
     """
     dev = select_device(device)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"out={out} is a file; give a folder for last.pt and history.json")
     images = _train_images(data)
     if images.ndim != 4 or images.shape[1] != config.channels:
         raise ValueError(f"expected train images (N, {config.channels}, H, W), got {tuple(images.shape)}")
@@ -340,7 +359,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
     ckpt_path = Path(out) / "last.pt" if out is not None else None
     center = _msc_center(model, images) if config.method == "msc" else None
     if ckpt_path is not None and resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=dev)
+        state = load_checkpoint(ckpt_path, map_location=dev, required=_CKPT_KEYS)
         if state["config"] != asdict(config):
             raise ValueError(f"{ckpt_path} was written with a different config; use another --out or resume=False")
         model.load_state_dict(state["model"])
@@ -349,6 +368,8 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         start_epoch, history, elapsed = state["epoch"], state["history"], state["seconds"]
         center = state["center"].to(dev) if state.get("center") is not None else center
     step_fn = _Step(config, model, policy, center)
+    # fp16 (GPUs without native bf16) needs loss scaling against gradient underflow; a no-op otherwise
+    scaler = torch.amp.GradScaler(dev.type, enabled=step_fn.amp is torch.float16)
     bar = _progress(total, start_epoch * steps, config.method, progress)
     t0 = time.perf_counter()
     model.train()
@@ -360,8 +381,9 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
             x = to_float(images[order[s * batch:(s + 1) * batch]])
             terms = step_fn(x, gen)
             opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
@@ -374,6 +396,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         history.append(means)
         last = epoch + 1 == config.epochs
         if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
+            _check_parameters(model, epoch + 1)
             save_checkpoint({"config": asdict(config), "model_config": asdict(model.config),
                              "model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history,
@@ -383,6 +406,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, means, model)
     bar.close()
+    _check_parameters(model, config.epochs)
     model.eval()
     seconds = elapsed + time.perf_counter() - t0
     return TrainResult(model, config, history, seconds, ckpt_path, center, policy)
@@ -408,10 +432,14 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):  # tqdm when 
 def load_trained(path: str | Path, device: str | torch.device | None = None) -> TrainResult:
     """Rebuild a :class:`TrainResult` (model in eval mode) from a checkpoint written by :func:`train`."""
     dev = select_device(device)
-    state = load_checkpoint(path, map_location=dev)
-    cfg = TrainConfig(**state["config"])
-    model = build_model(state["model_config"], device=dev)
-    model.load_state_dict(state["model"])
+    state = load_checkpoint(path, map_location=dev, required=_CKPT_KEYS)
+    try:
+        cfg = TrainConfig(**state["config"])
+        model = build_model(state["model_config"], device=dev)
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path} does not match this radlib version's model or config "
+                              f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     model.eval()
     center = state.get("center")
     return TrainResult(model, cfg, state["history"], state["seconds"], Path(path),

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["image_grid", "loss_curves"]
+__all__ = ["image_grid", "loss_curves", "methods_auroc_vs_eps"]
 
 
 def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, masks: torch.Tensor | None = None,
@@ -67,4 +67,33 @@ def loss_curves(history: Sequence[dict[str, float]], title: str = "training loss
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def methods_auroc_vs_eps(results: dict[str, object], title: str = "Robust AUROC against the attack radius"):
+    """One line per method: AUROC (%) against the L-inf eps (x 1/255) of its attacks, clean AUROC at eps 0.
+
+    ``results`` maps a method name to a :class:`radlib.evaluate.EvalResult` holding attacks at several eps (same
+    method, steps and mode). Chance (50) is drawn as a reference line.
+    """
+    from matplotlib.figure import Figure
+    if not results:
+        raise ValueError("no results to plot")
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    attack = ""
+    for name, r in results.items():
+        pts = sorted((a.spec.eps, a.auroc) for a in r.attacks)  # type: ignore[attr-defined]
+        if r.attacks:  # type: ignore[attr-defined]
+            spec = r.attacks[0].spec  # type: ignore[attr-defined]
+            attack = f"{spec.method.upper()}-{spec.steps}, mode {spec.mode}"
+        xs = [0.0] + [e * 255 for e, _ in pts]
+        ys = [r.clean_auroc] + [v for _, v in pts]  # type: ignore[attr-defined]
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.axhline(50, color="grey", ls=":", lw=1, label="chance (50)")
+    ax.set_xlabel("eps (x 1/255, L-inf); 0 = clean")
+    ax.set_ylabel("AUROC (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{title}\n({attack})" if attack else title, fontsize=10)
+    ax.legend(fontsize=8)
     return fig

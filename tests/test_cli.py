@@ -67,5 +67,8 @@ def test_demo_writes_report(tmp_path, monkeypatch):
     report = run_demo(out=tmp_path / "demo", profile="smoke")
     text = report.read_text()
     assert "| csi |" in text and "| cobra |" in text and "smoke profile" in text
-    for png in ("auroc.png", "hist_csi.png", "hist_cobra.png"):
+    assert "## What you should conclude" in text and "robust gap of" in text
+    assert "PGD-2 @ 1/255" in text and "PGD-2 @ 8/255" in text  # the curve's eps, in the table
+    assert "digits/0" in text  # embedded data: no download
+    for png in ("auroc.png", "auroc_vs_eps.png", "hist_csi.png", "hist_cobra.png"):
         assert (tmp_path / "demo" / png).stat().st_size > 1000

@@ -207,8 +207,11 @@ def test_t4_gets_no_emulated_bf16(monkeypatch):
         return including_emulation  # a T4 (sm_75): only through emulation
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
-    assert rdevice.autocast_dtype(torch.device("cuda")) is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert rdevice.autocast_dtype(torch.device("cuda")) is torch.float16, "a T4 trains in fp16 (tensor cores)"
     assert calls == [False]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 1))  # a P100: no tensor cores
+    assert rdevice.autocast_dtype(torch.device("cuda")) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
     assert rdevice.autocast_dtype(torch.device("cuda")) is torch.bfloat16
 

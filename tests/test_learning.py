@@ -44,8 +44,7 @@ def test_cobra_cpu_run_beats_random_init(wood):
         torch.manual_seed(cfg.seed)
         random_model = build_model(cfg.model_config()).eval()
     random_init = _evaluate(TrainResult(random_model, cfg, [], 0.0, None, None, cfg.policy()), wood)
-    trained = train(cfg, wood, progress=False, device="cpu")
-    assert trained.seconds < 120, "the smoke run must stay under 2 minutes on CPU"
+    trained = train(cfg, wood, progress=False, device="cpu")  # time belongs in benchmarks/, never in a test
     cobra = _evaluate(trained, wood)
     assert cobra.clean_auroc > random_init.clean_auroc, (cobra.clean_auroc, random_init.clean_auroc)
 

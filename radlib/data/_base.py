@@ -81,6 +81,12 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def __repr__(self) -> str:  # one line, never the pixels
+        n_anom = int((self.labels == 1).sum())
+        return (f"Split({len(self)} images {tuple(self.images.shape[1:])} {self.images.dtype}, "
+                f"{len(self) - n_anom} normal / {n_anom} anomalous, {int(self.contaminated.sum())} contaminated, "
+                f"masks {'yes' if self.masks is not None else 'no'})")
+
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])
@@ -138,6 +144,12 @@ class ADDataset:
     @property
     def channels(self) -> int:
         return int(self.train.images.shape[1])
+
+    def __repr__(self) -> str:  # one line, never the pixels
+        return (f"ADDataset({self.name}/{self.normal}: train {len(self.train)} "
+                f"({int(self.train.contaminated.sum())} contaminated), test {len(self.test)} "
+                f"({int((self.test.labels == 1).sum())} anomalous), {self.channels}x{self.image_size}x"
+                f"{self.image_size})")
 
     def summary(self) -> str:
         t = self.test

@@ -214,6 +214,11 @@ def extract_archive(path: str | os.PathLike[str], dest: str | os.PathLike[str]) 
                 raise DatasetError(f"{path} is neither a tar nor a zip archive")
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
             raise DatasetError(f"could not extract {path}: {err}") from err
+        for path_in in staging.rglob("*"):  # a symlink already inside dest must not lead the files outside it
+            final = dest / path_in.relative_to(staging)
+            if not _inside(dest, final.parent) or (final.is_symlink() and not _inside(dest, final)):
+                raise DatasetError(f"refusing to extract {path_in.relative_to(staging)} into {dest}: an existing "
+                                   f"symlink there points outside {dest}")
         for entry in staging.iterdir():
             target = dest / entry.name
             if target.is_dir() and entry.is_dir() and not entry.is_symlink():

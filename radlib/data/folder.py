@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,9 @@ def read_image(path: str | os.PathLike[str], image_size: int, channels: int) -> 
     path = Path(path)
     im = _to_8bit(_open(path, "L" if channels == 1 else "RGB", image_size))
     im = im.convert("L" if channels == 1 else "RGB")
+    if min(im.size) * 8 < image_size:
+        warnings.warn(f"{path}: {im.size[0]}x{im.size[1]} px is upsampled more than 8x to {image_size} px; it will "
+                      f"carry almost no detail", RuntimeWarning, stacklevel=2)
     if im.size != (image_size, image_size):
         im = im.resize((image_size, image_size), Image.BILINEAR)  # PIL's filters antialias when shrinking
     a = np.asarray(im, dtype=np.uint8)
@@ -196,6 +200,11 @@ def _mvtec_records(folder: Path, name: str) -> tuple[list[Record], list[Record],
         raise DatasetError(f"{name}: {folder} is not an MVTec-style folder; {layout}")
     defects = sorted(d.name for d in (folder / "test").iterdir() if d.is_dir() and d.name != "good"
                      and not d.name.startswith("."))
+    empty = [d for d in defects if not list_images(folder / "test" / d)]
+    if empty:
+        warnings.warn(f"{name}: defect folder(s) {', '.join(empty)} under {folder / 'test'} hold no images; "
+                      f"skipped", RuntimeWarning, stacklevel=2)
+        defects = [d for d in defects if d not in empty]
     defect_types = ("good", *defects)
     gt = folder / "ground_truth"
     with_masks = gt.is_dir()
