@@ -3,7 +3,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.radlib-installed
-export RADLIB_PROFILE ?= smoke
+# tests and notebooks run in `smoke` unless RADLIB_PROFILE says otherwise; `make run` picks the machine's
+# profile itself (`cpu` without a GPU, `lab` with one)
+TEST_PROFILE := $(or $(RADLIB_PROFILE),smoke)
 # notebooks and tests on a small CPU: do not oversubscribe the cores
 export OMP_NUM_THREADS ?= 2
 PYTEST_ARGS ?=
@@ -18,20 +20,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## the main job: train a non-robust and a robust detector, attack both, write runs/demo/report.md
+## the main job: train a non-robust and a robust detector, attack both at several eps, write runs/demo/report.md
 run: venv
 	$(BIN)/python -m radlib demo --out runs/demo
 
 ## the whole suite: unit tests + every notebook under nbval (smoke profile unless RADLIB_PROFILE says otherwise)
 test: venv
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+	RADLIB_PROFILE=$(TEST_PROFILE) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: venv
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	RADLIB_PROFILE=$(TEST_PROFILE) $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 ## every notebook's lab-only code paths at tiny sizes on the CPU (part of `make test`; asserts skipped)
 lab-paths: venv
-	$(BIN)/python -m pytest tests/test_notebooks_lab_paths.py $(PYTEST_ARGS)
+	RADLIB_PROFILE=$(TEST_PROFILE) $(BIN)/python -m pytest tests/test_notebooks_lab_paths.py $(PYTEST_ARGS)
 
 lab: venv
 	$(BIN)/jupyter lab notebooks

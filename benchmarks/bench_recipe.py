@@ -29,7 +29,7 @@ import torch
 from _common import device_name, pick_device, record
 from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.data import DatasetError
-from radlib.evaluate import AttackSpec, evaluate, format_eps, parse_eps
+from radlib.evaluate import AttackSpec, evaluate, format_eps, masking_checks, parse_eps
 from radlib.pipeline import fit_score, load_data, run_method, untrained
 from radlib.profiles import get_profile
 from radlib.train import TrainConfig
@@ -52,8 +52,11 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=None, help="default: the profile's resolution")
     ap.add_argument("--eps", type=parse_eps, nargs="+", default=None,
                     help="eps of the PGD-20 columns (default: the profile's eps for the resolution)")
-    ap.add_argument("--scores", nargs="+", default=["own"], choices=["own", "knn"],
-                    help="scores fitted on each trained model: its own (ensemble / msc kNN) and/or feature kNN")
+    ap.add_argument("--scores", nargs="+", default=None, choices=["own", "knn"],
+                    help="scores fitted on each trained model: its own (ensemble / msc kNN) and/or feature kNN "
+                         "(default: the profile's score)")
+    ap.add_argument("--masking-checks", action="store_true",
+                    help="run radlib.evaluate.masking_checks on each method's first-seed score (first --eps)")
     ap.add_argument("--no-pixel-knn", action="store_true", help="skip the model-free pixel kNN reference row")
     ap.add_argument("--random-init", action="store_true",
                     help="add a row: the untrained network (the first method's config, else csi's) scored by "
@@ -73,6 +76,8 @@ def main() -> None:
     device = pick_device(args.device)
     overrides = dict(_parse_override(o) for o in args.overrides)
     normal = {**NORMAL, **dict(c.split("=", 1) for c in args.category)}
+    args.scores = args.scores or [profile.score]
+    checks_lines: list[str] = []
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     steps = 20 if not args.quick else 2
     rows: list[str] = []
@@ -131,6 +136,14 @@ def main() -> None:
                 run = run_method(method, ds, profile, device=str(device), seed=seed, progress=False,
                                  attacks=attacks, score_kind=args.scores[0], **overrides)
                 secs.append(run.train.seconds)
+                if args.masking_checks and seed == seeds[0]:
+                    checks = masking_checks(run.score, ds.test, eps=attacks[0].eps, steps=steps, device=device,
+                                            seed=seed, verbose=False)
+                    failed = [c.name for c in checks if not c.passed]
+                    checks_lines.append(f"- {label} {method} ({args.scores[0]} score, {format_eps(attacks[0].eps)}): "
+                                        f"{len(checks) - len(failed)}/{len(checks)} gradient-masking checks passed"
+                                        + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+                    print(checks_lines[-1], flush=True)
                 for kind in args.scores:
                     if kind == args.scores[0]:
                         res = run.eval
@@ -152,6 +165,7 @@ def main() -> None:
             f"training {p.get('train_precision', '?')}; evaluation {p.get('precision', '?')}, "
             f"test-time augmentation {p.get('score_tta', '?')}",
             f"command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`"]
+    rows += [""] + checks_lines if checks_lines else []
     print("\n".join(head + rows))
     if args.record:
         record("bench_recipe.py", head + rows)

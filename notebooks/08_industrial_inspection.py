@@ -86,12 +86,12 @@ print(profile.banner(device, smoke_note=(
 # %%
 IMAGE_SIZE = profile.image_size
 SMOKE = profile.name == "smoke"
-# per-profile sizes: smoke keeps CI fast, lab fits a T4, paper uses everything
-SURFACE_CATEGORIES = {"smoke": ["metal", "wood"], "lab": ["metal", "wood", "fabric"],
+# per-profile sizes: smoke keeps CI fast, cpu a laptop, lab fits a T4, paper uses everything
+SURFACE_CATEGORIES = {"smoke": ["metal", "wood"], "cpu": ["metal", "wood"], "lab": ["metal", "wood", "fabric"],
                       "paper": ["fabric", "metal", "wood", "tiles", "leather"]}[profile.name]
-MVTEC_CATEGORIES = {"smoke": ["bottle"], "lab": ["bottle", "carpet", "screw"],
+MVTEC_CATEGORIES = {"smoke": ["bottle"], "cpu": ["bottle"], "lab": ["bottle", "carpet", "screw"],
                     "paper": list(radlib.data.folder.MVTEC_CATEGORIES)}[profile.name]
-VISA_CATEGORIES = {"smoke": ["candle"], "lab": ["candle", "pcb1", "cashew"],
+VISA_CATEGORIES = {"smoke": ["candle"], "cpu": ["candle"], "lab": ["candle", "pcb1", "cashew"],
                    "paper": list(radlib.data.folder.VISA_CATEGORIES)}[profile.name]
 # smoke: one training batch per epoch and 32 test images per category (6 models must train in CI);
 # lab / paper: the profile's caps (load_data applies profile.max_train / max_test / n_train / n_test)
@@ -374,7 +374,7 @@ for (label, m), e in evals.items():
 assert len({(r["eps"], r["steps"]) for r in rows}) == 1, "every row uses the same attack"
 for v in energy.values():
     assert 0.0 <= v["inside"] <= 1.0 and 0.0 < v["area"] < 1.0
-if profile.name != "smoke":
+if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
     mean_clean = {m: np.mean([evals[lb, m].clean_auroc for lb in datasets]) for m in METHODS}
     mean_att = {m: np.mean([evals[lb, m].robust_auroc() for lb in datasets]) for m in METHODS}
     assert mean_att["cobra"] > mean_att["csi"] + 10, f"COBRA should be clearly more robust on average: {mean_att}"

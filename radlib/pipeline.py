@@ -99,14 +99,16 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                seed: int = 0, out: str | Path | None = None, attacks: Sequence[AttackSpec | str] | None = None,
                progress: bool = True, eval_batch_size: int = 128,
                on_epoch_end: Callable[[int, dict[str, float], Any], None] | None = None,
-               score_kind: ScoreKind = "own", **overrides: Any) -> MethodRun:
+               score_kind: ScoreKind | None = None, **overrides: Any) -> MethodRun:
     """Train ``method`` on ``ds.train`` with the profile's recipe, fit its score, evaluate clean + attacked.
 
-    ``score_kind`` is passed to :func:`fit_score` (``"own"``: the method's score; ``"knn"``: feature kNN).
+    ``score_kind`` is passed to :func:`fit_score` (``"own"``: the method's score; ``"knn"``: feature kNN;
+    None: the profile's ``score``).
     ``overrides`` change :class:`~radlib.train.TrainConfig` fields (e.g. ``epochs=5``, ``cls_weight=0``);
     ``on_epoch_end`` is passed to :func:`~radlib.train.train` (live curves, snapshots).
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    score_kind = score_kind or profile.score  # type: ignore[assignment]
     check_test_split(ds)
     dev = select_device(device)
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
@@ -126,10 +128,11 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
 def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 10, eps: float = 8 / 255,
                         mode: str = "both", restarts: int = 1, device: str | None = None,
                         max_test: int | None = None, root: str | None = None,
-                        score_kind: ScoreKind = "own") -> EvalResult:
+                        score_kind: ScoreKind | None = None) -> EvalResult:
     """Evaluate a checkpoint written by ``radlib train`` on its own dataset's test split.
 
-    ``score_kind``: ``"own"`` (the method's score) or ``"knn"`` (feature kNN), see :func:`fit_score`."""
+    ``score_kind``: ``"own"`` (the method's score), ``"knn"`` (feature kNN), see :func:`fit_score`, or None (the
+    training profile's ``score``)."""
     attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
                                                        restarts=restarts)]  # validated before any loading
     res = load_trained(ckpt, device=device)
@@ -137,6 +140,7 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     info_path = Path(ckpt).with_name("data.json")
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     profile = get_profile(info.get("profile"))
+    score_kind = score_kind or profile.score  # type: ignore[assignment]
     options: dict[str, Any] = {}
     if max_test is not None:
         options["n_test" if cfg.dataset == "surfaces" else "max_test"] = max_test

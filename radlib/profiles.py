@@ -49,6 +49,9 @@ class Profile:
         eval_precision: ``"fp32"`` or ``"bf16"`` (autocast) for scoring and attacking; bf16 only where it has
             been measured to keep the robust AUROC within 1 point of fp32 (``bench_eval.py --precision-check``).
         amp: bf16 autocast in training where the hardware has native bf16 (:func:`radlib.device.autocast_dtype`).
+        score: the anomaly score fitted after training, ``"own"`` (the method's: the CSI/COBRA ensemble score;
+            kNN for msc) or ``"knn"`` (mean cosine distance to the 2 nearest normal-train backbone features, any
+            method); see :func:`radlib.pipeline.fit_score`.
         train_steps: None = train ``epochs`` epochs; an int = a budget of optimiser steps, whatever the size of the
             training set: ``epochs`` becomes ``ceil(train_steps / steps per epoch)`` (:meth:`epochs_for`), so a
             119-image class of digits and a 1,000-image class of Fashion-MNIST get the same amount of training.
@@ -77,8 +80,11 @@ class Profile:
     eval_precision: str = "fp32"
     amp: bool = True
     train_steps: int | None = None
+    score: str = "own"
 
     def __post_init__(self) -> None:
+        if self.score not in ("own", "knn"):
+            raise ValueError(f"score must be 'own' or 'knn', got {self.score!r}")
         if self.eval_precision not in ("fp32", "bf16"):
             raise ValueError(f"eval_precision must be 'fp32' or 'bf16', got {self.eval_precision!r}")
         for name in ("train_eps", "eval_eps"):
@@ -128,12 +134,14 @@ PROFILES: dict[str, Profile] = {
         epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, width=16,
         train_attack_steps=1, train_eps=8 / 255,
         eval_steps=2, eval_eps=None, eval_samples=1),
+    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "cpu recipe"): 700 AdamW steps of 16 images at
+    # 16 px, width 16, 2-step training attacks at 8/255, feature-kNN score; ~2 min of COBRA training on digits
     "cpu": Profile(
         name="cpu", description="a laptop or lab PC without a GPU (2 cores): minutes, shows the robust gap",
         image_size=32, low_res_size=16, n_train=256, n_test=200, max_train=1000, max_test=400,
-        epochs=30, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=1, width=16,
+        epochs=100, batch_size=16, lr=1e-3, optimizer="adam", warmup_epochs=1, width=16,
         train_attack_steps=2, train_eps=8 / 255,
-        eval_steps=20, eval_eps=4 / 255, eval_samples=1),
+        eval_steps=20, eval_eps=4 / 255, eval_samples=1, train_steps=700, score="knn"),
     "lab": Profile(
         name="lab", description="free Colab T4, <= 15 min per notebook (~1.5 min of H100)",
         image_size=64, low_res_size=32, n_train=512, n_test=400, max_train=2000, max_test=1000,

@@ -185,7 +185,7 @@ def test_official_tta_is_exposed_and_recorded():
     assert PROFILES["paper"].eval_augment and PROFILES["paper"].eval_samples == 10
     assert not PROFILES["cpu"].eval_augment
     assert score_protocol(PROFILES["paper"])["score_tta"].startswith("official")
-    assert score_protocol(PROFILES["cpu"])["score_tta"] == "none"
+    assert score_protocol(PROFILES["cpu"], "knn")["score_tta"] == "none"
 
 
 # ---------------------------------------------------------------------------------- native precision
