@@ -145,7 +145,7 @@ class AttackSpec:
         mode: ``"both"`` (in + out), ``"in"`` (normals only) or ``"out"`` (anomalies only).
         norm: ``"linf"`` or ``"l2"``.
         eps: radius in pixel units (a string like ``"8/255"`` is accepted and parsed).
-        steps: attack iterations (>= 1).
+        steps: attack iterations (>= 1; 0 only with eps 0, the identity "attack").
         alpha: PGD step size; None = ``2.5 * eps / steps`` (radlib.attacks' default). Ignored by APGD.
         restarts: random restarts (best per sample is kept).
         seed: seed of the random starts; None = the ``seed`` given to :func:`evaluate`.
@@ -169,7 +169,7 @@ class AttackSpec:
             raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
         if self.norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < (0 if self.eps == 0 else 1):
             raise ValueError(f"steps must be an int >= 1, got {self.steps!r} (0 steps is random noise, not an "
                              f"attack: use radlib.attacks.random_noise for that)")
         if self.norm == "linf" and self.eps > 1:
