@@ -18,7 +18,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["ModelConfig", "ModelOutput", "ResNet18AD", "build_model", "FoldedEval"]
+__all__ = ["ModelConfig", "ModelOutput", "ResNet18AD", "build_model"]
 
 
 @dataclass(frozen=True)
@@ -145,61 +145,3 @@ def build_model(config: ModelConfig | dict[str, Any] | None = None, device: torc
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
-
-
-class FoldedEval(nn.Module):
-    """An eval-mode copy of a :class:`ResNet18AD` with every BatchNorm folded into the convolution before it.
-
-    In eval mode a BatchNorm is a per-channel affine map, ``y = s * (x - mean) + beta`` with
-    ``s = gamma / sqrt(var + eps)``, so ``BN(conv(x, W)) = conv(x, s * W) + (beta - s * mean)``: the same function
-    with one operation fewer per layer (and no BatchNorm backward). COBRA's training attacks run the model in
-    eval mode on fixed weights for several PGD steps, so :meth:`refresh` folds the current weights once per
-    training step and the attacks differentiate the folded copy w.r.t. the input only (its parameters never need
-    gradients). ``forward`` returns the same :class:`ModelOutput` as the model's eval-mode forward, up to float
-    rounding. Built once per run with :meth:`from_model`.
-    """
-
-    def __init__(self, model: ResNet18AD) -> None:
-        super().__init__()
-        import copy
-        self.config = model.config
-        twin = copy.deepcopy(model).eval()
-        self._pairs: list[tuple[str, str]] = []  # (conv path, bn path) in ``model``
-        for name, mod in list(twin.named_modules()):
-            children = list(mod.named_children())
-            for (cn, conv), (bn_name, bn) in zip(children, children[1:]):  # registration order: conv, then bn
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                                       conv.padding, bias=True).to(conv.weight.device, conv.weight.dtype)
-                    setattr(mod, cn, folded)
-                    setattr(mod, bn_name, nn.Identity())
-                    prefix = f"{name}." if name else ""
-                    self._pairs.append((prefix + cn, prefix + bn_name))
-        if not self._pairs:
-            raise ValueError("no Conv2d + BatchNorm2d pairs to fold")
-        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-        if first.weight.is_contiguous(memory_format=torch.channels_last) and not first.weight.is_contiguous():
-            twin = twin.to(memory_format=torch.channels_last)
-        self.twin = twin.requires_grad_(False)
-
-    @classmethod
-    def from_model(cls, model: ResNet18AD) -> "FoldedEval":
-        return cls(model).refresh(model)
-
-    @torch.no_grad()
-    def refresh(self, model: ResNet18AD) -> "FoldedEval":
-        """Copy ``model``'s current weights into the folded copy (one small op per layer; no autograd)."""
-        src = dict(model.named_modules())
-        dst = dict(self.twin.named_modules())
-        for conv_name, bn_name in self._pairs:
-            conv, bn, out = src[conv_name], src[bn_name], dst[conv_name]
-            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            out.weight.copy_(conv.weight * s.view(-1, 1, 1, 1))
-            out.bias.copy_(bn.bias - s * bn.running_mean)
-        for dst_p, src_p in ((self.twin.projector, model.projector), (self.twin.transform_head, model.transform_head)):
-            for a, b in zip(dst_p.parameters(), src_p.parameters()):
-                a.copy_(b)
-        return self
-
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        return self.twin(x)

@@ -186,7 +186,8 @@ def untrained(cfg: TrainConfig, *, device: str | torch.device | None = None) -> 
     reference that training has to beat. The global RNG is left as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model_config(), device=select_device(device))
+        dev = select_device(device)
+        model = build_model(cfg.model_config(), device=dev, channels_last=uses_channels_last(dev, cfg.channels_last))
     return TrainResult(model.eval(), cfg, [], 0.0, None, None, cfg.policy())
 
 

@@ -37,7 +37,7 @@ from .augment import SimCLRAugment, horizontal_flip
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import ADDataset, Split, to_float
 from .device import autocast_dtype, make_generator, select_device, uses_channels_last
-from .models import FoldedEval, ModelConfig, ResNet18AD, build_model
+from .models import ModelConfig, ResNet18AD, build_model
 from .optim import build_optimizer, warmup_cosine
 from .profiles import Profile
 from .pseudo_anomaly import Policy, policy_for
@@ -83,9 +83,6 @@ class TrainConfig:
         crop: random resized crop in the SimCLR augmentation (paper: low-resolution data only).
         amp: bf16 autocast where the hardware runs bf16 natively (CUDA with bf16 tensor cores; CPUs with
             AVX512-BF16 or AMX), see :func:`radlib.device.autocast_dtype`; fp32 elsewhere.
-        fold_bn: run the training attacks on a copy of the model with each BatchNorm folded into its convolution
-            (:class:`~radlib.models.FoldedEval`, refreshed every step): the same eval-mode function, without the
-            BatchNorm passes (``benchmarks/RESULTS.md``: faster CPU step).
         channels_last: NHWC memory format (CUDA, and CPUs with oneDNN; measured on the 2-core AVX512-BF16 CPU,
             benchmarks/RESULTS.md: bf16 + channels_last ~2x the fp32 step).
         width: ResNet-18 width (64 standard; smaller for CPU smoke runs).
@@ -119,7 +116,6 @@ class TrainConfig:
     augment_strength: float = 1.0
     amp: bool = True
     channels_last: bool = True
-    fold_bn: bool = True
     width: int = 64
     seed: int = 0
     checkpoint_every: int = 1
@@ -196,7 +192,6 @@ class _Step:
         self.amp = autocast_dtype(device, cfg.amp)
         self.channels_last = uses_channels_last(device, cfg.channels_last)
         self.device = device
-        self.folded = FoldedEval.from_model(model) if cfg.fold_bn and cfg.adversarial else None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp is None:
@@ -215,15 +210,14 @@ class _Step:
         views = [v1, v2]
         rtp = None
         if cfg.adversarial:
-            model.eval()  # the attacks see the eval-mode function (BatchNorm running statistics), folded or not
-            target = self.folded.refresh(model) if self.folded is not None else model
+            model.eval()
             with self.autocast():
                 kw = self._attack_kw(gen)
-                views.append(attacks.atpt(target, v1, v2, temperature=cfg.temperature, **kw))
+                views.append(attacks.atpt(model, v1, v2, temperature=cfg.temperature, **kw))
                 if cfg.method in ("cobra", "cobra_no_opposite"):
-                    views.append(attacks.atnt(target, v2, self.K, temperature=cfg.temperature, **kw))
+                    views.append(attacks.atnt(model, v2, self.K, temperature=cfg.temperature, **kw))
                     if cfg.cls_weight > 0 and self.K > 1:
-                        rtp = attacks.rtp(target, v2, labels, **kw)
+                        rtp = attacks.rtp(model, v2, labels, **kw)
             model.train()
         cls_inputs = [v1, v2] + ([rtp] if rtp is not None else [])
         n_con = len(views)
@@ -441,7 +435,8 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     state = load_checkpoint(path, map_location=dev, required=_CKPT_KEYS)
     try:
         cfg = TrainConfig(**state["config"])
-        model = build_model(state["model_config"], device=dev)
+        # the memory format training used: the reloaded model computes bitwise what the trained one did
+        model = build_model(state["model_config"], device=dev, channels_last=uses_channels_last(dev, cfg.channels_last))
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path} does not match this radlib version's model or config "

@@ -1,8 +1,7 @@
 """End-to-end learning claims on CPU (deterministic seeds; about 1.5 min together).
 
 - a short CPU run of ``cobra`` on ``surfaces`` beats the random-init network's clean AUROC (training core);
-- ``csi`` trained a few epochs learns (clean AUROC well above chance) and collapses below 20 AUROC under
-  in+out PGD-20 at 8/255: it is not robust (robust evaluation).
+(CSI learning and collapsing under attack is asserted with the ``cpu`` recipe in ``test_robust_gap.py``.)
 """
 import warnings
 
@@ -10,13 +9,12 @@ import pytest
 import torch
 
 from radlib.data import load
-from radlib.evaluate import AttackSpec, evaluate
+from radlib.evaluate import evaluate
 from radlib.models import build_model
 from radlib.pipeline import fit_score
 from radlib.train import TrainConfig, TrainResult, train
 
 pytestmark = pytest.mark.slow
-PGD20 = AttackSpec(eps=8 / 255, steps=20)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +45,3 @@ def test_cobra_cpu_run_beats_random_init(wood):
     trained = train(cfg, wood, progress=False, device="cpu")  # time belongs in benchmarks/, never in a test
     cobra = _evaluate(trained, wood)
     assert cobra.clean_auroc > random_init.clean_auroc, (cobra.clean_auroc, random_init.clean_auroc)
-
-
-def test_csi_learns_and_collapses_under_pgd20(wood):
-    res = train(_cfg("csi"), wood, progress=False, device="cpu")
-    result = _evaluate(res, wood, [PGD20])
-    assert result.clean_auroc > 50, result.clean_auroc  # above chance (74.7 at seed 0; seed-dependent)
-    assert result.robust_auroc() < 20 < result.clean_auroc

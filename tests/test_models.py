@@ -46,35 +46,3 @@ def test_bad_inputs():
         ResNet18AD(ModelConfig(in_channels=1))
     with pytest.raises(ValueError, match="num_transforms"):
         ResNet18AD(ModelConfig(num_transforms=0))
-
-
-def test_folded_eval_is_the_eval_mode_function_and_follows_the_weights():
-    from radlib.models import FoldedEval
-    torch.manual_seed(0)
-    model = build_model(width=8, image_size=16, num_transforms=4).double()
-    model.train()
-    for _ in range(3):  # non-trivial running statistics
-        model(torch.rand(32, 3, 16, 16, dtype=torch.double))
-    model.eval()
-    folded = FoldedEval.from_model(model)
-    assert len(folded._pairs) == 20  # stem + 16 block convs + 3 shortcuts
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    x = torch.rand(16, 3, 16, 16, dtype=torch.double)
-
-    def out_and_grad(net):
-        xa = x.clone().requires_grad_(True)
-        o = net(xa)
-        (g,) = torch.autograd.grad(o.projection.sum() + o.logits.sum(), xa)
-        return o, g
-
-    (o1, g1), (o2, g2) = out_and_grad(model), out_and_grad(folded)
-    for a, b in zip(o1, o2):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(g1, g2, rtol=1e-9, atol=1e-12)
-    assert not any(p.requires_grad for p in folded.parameters())
-    with torch.no_grad():  # the model moves on: refresh follows it
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    stale = folded(x).projection
-    torch.testing.assert_close(folded.refresh(model)(x).projection, model(x).projection, rtol=1e-10, atol=1e-10)
-    assert not torch.allclose(stale, model(x).projection)
