@@ -84,7 +84,7 @@ class TrainConfig:
         amp: bf16 autocast where the hardware runs bf16 natively (CUDA with bf16 tensor cores; CPUs with
             AVX512-BF16 or AMX), see :func:`radlib.device.autocast_dtype`; fp32 elsewhere.
         channels_last: NHWC memory format (CUDA, and CPUs with oneDNN; measured on the 2-core AVX512-BF16 CPU,
-            benchmarks/RESULTS.md: bf16 + channels_last ~2x the fp32 step).
+            benchmarks/RESULTS.md: bf16 + channels_last 1.5-1.8x the fp32 NCHW step at the `cpu` sizes).
         width: ResNet-18 width (64 standard; smaller for CPU smoke runs).
         checkpoint_every: write ``last.pt`` every this many epochs (and always at the end).
     """
