@@ -9,10 +9,26 @@ from typing import Callable
 
 import torch
 
-from radlib.device import select_device
+from radlib.device import cpu_has_native_bf16, select_device, uses_channels_last
 from radlib.models import build_model
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether bf16 is worth timing on ``device``: CUDA, or a CPU with native bf16 (elsewhere it is emulated, many
+    times slower than fp32, and radlib never uses it: :func:`radlib.device.autocast_dtype`)."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+
+
+NO_BF16 = "this CPU has no native bf16 (radlib trains and evaluates in fp32 here): bf16 rows skipped"
+
+
+def radlib_cpu_setting(device: torch.device) -> tuple[str, bool, bool]:
+    """What radlib runs on this device: (label, bf16 autocast, channels_last)."""
+    bf16, cl = bf16_native(device), uses_channels_last(device)
+    label = ("bf16" if bf16 else "fp32") + (" + channels_last" if cl else " NCHW")
+    return label, bf16, cl
 
 
 def sync(device: torch.device) -> None:

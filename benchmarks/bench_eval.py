@@ -21,7 +21,8 @@ import warnings
 
 import torch
 
-from _common import TABLE_HEADER, device_name, finish, pick_device, raw_resnet_throughput, table_row, timed
+from _common import (NO_BF16, TABLE_HEADER, bf16_native, device_name, finish, pick_device, radlib_cpu_setting,
+                     raw_resnet_throughput, table_row, timed)
 from radlib.attacks import attack_score
 from radlib.data import load
 from radlib.evaluate import AttackSpec, AutocastScore, evaluate
@@ -95,13 +96,15 @@ def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
     p = get_profile(name)
     size, width, steps = p.low_res_size, p.width, p.eval_steps
     n, bank, iters, rounds = (16, 32, 1, 1) if quick else (256, 600, 2, 3)
-    settings = {"fp32 NCHW": ("fp32", False), "bf16 + channels_last": ("bf16", True)}
+    label, bf16_now, cl_now = radlib_cpu_setting(device)  # the fastest setting this device allows
+    settings = {"fp32 NCHW": ("fp32", False), label: ("bf16" if bf16_now else "fp32", cl_now)}
     best = {k: 0.0 for k in settings}
     raw = {k: 0.0 for k in settings}
     K = 4
     for _ in range(rounds):
         for label, (precision, cl) in settings.items():
-            raw[label] = max(raw[label], raw_resnet_throughput(size, 256, device, bf16=precision == "bf16",
+            raw[label] = max(raw[label], raw_resnet_throughput(size, 16 if quick else 256, device,
+                                                               bf16=precision == "bf16",
                                                                channels_last=cl, iters=max(2, iters), width=width))
             ips, K = eval_throughput(size, "digits", device, n=n, bank=bank, steps=steps, batch=n, iters=iters,
                                      width=width, precision=precision, channels_last=cl)
@@ -112,8 +115,9 @@ def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
     for label in settings:
         lines.append(table_row(f"PGD-{steps} on ensemble score, {size}px K={K} S=1, {label}", best[label], raw[label],
                                passes_per_image(K, 1, steps)))
-    lines += ["", f"speed-up of PGD on the score, bf16 + channels_last over fp32 NCHW: "
-                  f"{best['bf16 + channels_last'] / best['fp32 NCHW']:.2f}x"]
+    lines += ["", f"speed-up of PGD on the score, {label} over fp32 NCHW: {best[label] / best['fp32 NCHW']:.2f}x"]
+    if not bf16_now:
+        lines.append(NO_BF16)
     return lines
 
 
@@ -139,7 +143,7 @@ def profile_precision_check(name: str, device: torch.device, quick: bool, seeds:
             out = {q: evaluate(score, ds.test, attacks=spec, device=device, seed=seed, precision=q)
                    for q in ("fp32", "bf16")}
             pairs = [(out["fp32"].clean_auroc, out["bf16"].clean_auroc),
-                     (out["fp32"].robust_auroc(), out["bf16"].robust_auroc())]
+                     (out["fp32"].robust_auroc, out["bf16"].robust_auroc)]
             gap = max(abs(a - b) for a, b in pairs)
             lines.append(f"| {method} | {seed} | " + " | ".join(f"{a:.1f} / {b:.1f}" for a, b in pairs) +
                          f" | {gap:.2f} | {'yes' if gap <= 1.0 else 'NO'} |")
@@ -162,10 +166,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the profile precision check")
     args = ap.parse_args()
     device = pick_device(args.device)
+    bf16_skipped = not bf16_native(device) and (args.precision == "bf16" or args.precision_check)
+    if bf16_skipped:
+        args.precision, args.precision_check = "fp32", False
+        print(NO_BF16, flush=True)
     if args.profile:
         lines = profile_rows(args.profile, device, args.quick)
         if args.precision_check:
             lines += [""] + profile_precision_check(args.profile, device, args.quick, args.seeds)
+        lines += [NO_BF16] if bf16_skipped else []
         finish("bench_eval.py --profile " + args.profile, lines, args.quick, args.record)
         return
     if device.type == "cuda":
@@ -182,7 +191,8 @@ def main() -> None:
     lines = [f"device: {device_name(device)}; torch {torch.__version__}; precision: {precision}", "",
              TABLE_HEADER[0].format(what="attack"), TABLE_HEADER[1]]
     for size, ds, n, bank, batch in cases:
-        raw = raw_resnet_throughput(size, 256 if size <= 64 else 64, device, bf16=args.precision == "bf16",
+        raw_batch = 16 if args.quick else (256 if size <= 64 else 64)  # quick: bf16 may be emulated (slow) on a CPU
+        raw = raw_resnet_throughput(size, raw_batch, device, bf16=args.precision == "bf16",
                                     channels_last=False,
                                     iters=max(3, iters), width=width)
         ips, K = eval_throughput(size, ds, device, n=n, bank=bank, steps=steps, batch=batch, iters=iters, width=width,
@@ -190,6 +200,7 @@ def main() -> None:
         p = passes_per_image(K, 1, steps)
         lines.append(table_row(f"PGD-{steps} on ensemble score, {size}px K={K} S=1", ips, raw, p))
         print(lines[-1], flush=True)
+    lines += [NO_BF16] if bf16_skipped else []
     if args.precision_check:
         lines.append("")
         if args.quick:

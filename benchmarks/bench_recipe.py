@@ -29,7 +29,8 @@ import torch
 from _common import device_name, pick_device, record
 from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.data import DatasetError
-from radlib.evaluate import AttackSpec, evaluate, format_eps, masking_checks, parse_eps
+from radlib.checks import masking_checks
+from radlib.evaluate import AttackSpec, evaluate, format_eps, parse_eps
 from radlib.pipeline import fit_score, load_data, run_method, untrained
 from radlib.profiles import get_profile
 from radlib.train import TrainConfig
@@ -56,7 +57,7 @@ def main() -> None:
                     help="scores fitted on each trained model: its own (ensemble / msc kNN) and/or feature kNN "
                          "(default: the profile's score)")
     ap.add_argument("--masking-checks", action="store_true",
-                    help="run radlib.evaluate.masking_checks on each method's first-seed score (first --eps)")
+                    help="run radlib.checks.masking_checks on each method's first-seed score (first --eps)")
     ap.add_argument("--no-pixel-knn", action="store_true", help="skip the model-free pixel kNN reference row")
     ap.add_argument("--random-init", action="store_true",
                     help="add a row: the untrained network (the first method's config, else csi's) scored by "

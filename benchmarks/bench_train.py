@@ -19,7 +19,8 @@ import argparse
 
 import torch
 
-from _common import TABLE_HEADER, device_name, finish, pick_device, raw_resnet_throughput, table_row, timed
+from _common import (NO_BF16, TABLE_HEADER, device_name, finish, pick_device, radlib_cpu_setting, raw_resnet_throughput,
+                     table_row, timed)
 from radlib.train import TrainConfig, _Step  # the trainer's own step function
 from radlib.models import build_model
 from radlib.optim import build_optimizer
@@ -71,12 +72,12 @@ def main() -> None:
     iters, warmup, width = 10, 3, 64
     if args.quick:
         cases, iters, warmup, width = [(32, 8, "cifar10", 2), (64, 4, "mvtec_ad", 2)], 2, 1, 16
-    bf16 = device.type == "cuda"
+    bf16 = device.type == "cuda"  # the fixed-size GPU rows; on a CPU radlib's own choice is `--profile cpu`
     lines = [f"device: {device_name(device)}; torch {torch.__version__}; precision: "
              f"{'bf16 autocast + channels_last' if bf16 else 'fp32'}", "",
              TABLE_HEADER[0].format(what="step"), TABLE_HEADER[1]]
     for size, batch, ds, steps in cases:
-        raw = raw_resnet_throughput(size, 256 if size <= 64 else 64, device, bf16=bf16,
+        raw = raw_resnet_throughput(size, 16 if args.quick else (256 if size <= 64 else 64), device, bf16=bf16,
                                     channels_last=device.type == "cuda", warmup=warmup, iters=iters, width=width)
         ips, K = step_throughput(size, batch, ds, device, steps=steps, bf16=bf16, iters=iters, warmup=warmup,
                                  width=width)
@@ -92,14 +93,16 @@ def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
     p = get_profile(name)
     size, batch, steps, width = p.low_res_size, p.batch_size, p.train_attack_steps, p.width
     iters, rounds = (2, 1) if quick else (6, 3)
-    # the first is what radlib ran on CPUs before
-    settings = {"fp32 NCHW": (False, False), "bf16 + channels_last": (True, True)}
+    # the first is what radlib ran on CPUs before, the second what it runs on this device now
+    label, bf16_now, cl_now = radlib_cpu_setting(device)
+    settings = {"fp32 NCHW": (False, False), label: (bf16_now, cl_now)}
     best: dict[str, float] = {k: 0.0 for k in settings}
     raw: dict[str, float] = {k: 0.0 for k in settings}
     K = 4
     for _ in range(rounds):
         for label, (bf16, cl) in settings.items():
-            raw[label] = max(raw[label], raw_resnet_throughput(size, 256, device, bf16=bf16, channels_last=cl,
+            raw[label] = max(raw[label], raw_resnet_throughput(size, 16 if quick else 256, device, bf16=bf16,
+                                                               channels_last=cl,
                                                                warmup=1, iters=iters, width=width))
             ips, K = step_throughput(size, batch, "digits", device, steps=steps, bf16=bf16, iters=iters, warmup=1,
                                      width=width, channels_last=cl)
@@ -112,6 +115,8 @@ def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
                                passes_per_image(K, steps)))
     lines += [""] + [f"speed-up of the step, {label} over fp32 NCHW: {best[label] / best['fp32 NCHW']:.2f}x"
                      for label in list(settings)[1:]]
+    if not bf16_now:
+        lines.append(NO_BF16)
     return lines
 
 

@@ -54,7 +54,8 @@ from sklearn.metrics import roc_curve
 
 import radlib
 from radlib.data import to_float
-from radlib.evaluate import AttackSpec, auroc, evaluate, plot_score_histograms
+from radlib.evaluate import AttackSpec, auroc, evaluate
+from radlib.viz import plot_score_histograms
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import get_profile
 

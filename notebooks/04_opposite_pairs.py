@@ -165,7 +165,7 @@ runs = {m: run_method(m, ds, profile, device=str(device), seed=SEED, attacks=att
 for m, r in runs.items():
     terms = [k for k in r.train.history[-1] if k not in ("epoch", "lr", "seconds")]
     print(f"{m:18s} loss terms {terms}   clean AUROC {r.eval.clean_auroc:5.1f}   "
-          f"attacked {r.eval.robust_auroc():5.1f}   (trained {r.train.seconds:.0f} s)")
+          f"attacked {r.eval.robust_auroc:5.1f}   (trained {r.train.seconds:.0f} s)")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -230,7 +230,7 @@ plt.show()
 names = list(runs)
 x_pos = np.arange(len(names))
 clean = [runs[m].eval.clean_auroc for m in names]
-attacked = [runs[m].eval.robust_auroc() for m in names]
+attacked = [runs[m].eval.robust_auroc for m in names]
 fig, ax = plt.subplots(figsize=(6, 3.8))
 b1 = ax.bar(x_pos - 0.2, clean, 0.4, label="clean")
 b2 = ax.bar(x_pos + 0.2, attacked, 0.4, label=f"attacked ({attacks[0].name})")
@@ -245,7 +245,7 @@ ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 for m in names:
-    print(f"{m:18s} clean {runs[m].eval.clean_auroc:5.1f}  attacked {runs[m].eval.robust_auroc():5.1f}  "
+    print(f"{m:18s} clean {runs[m].eval.clean_auroc:5.1f}  attacked {runs[m].eval.robust_auroc:5.1f}  "
           f"mean opposite cos {cosines[m].mean():+.3f}")
 
 # %% [markdown]
@@ -267,7 +267,7 @@ assert radlib_loss.max() <= BOUND and max(worst) <= BOUND + 1e-6, "the loss must
 assert np.isinf(log_loss[0]) and log_loss[1] > 5 * BOUND, "the log form is unbounded at angle 0"
 assert np.all(np.diff(log_loss[1:]) < 0), "the log form also falls with the angle"
 for m, r in runs.items():
-    assert r.eval.robust_auroc() <= r.eval.clean_auroc + 1.0, f"{m}: the attack raised the AUROC"
+    assert r.eval.robust_auroc <= r.eval.clean_auroc + 1.0, f"{m}: the attack raised the AUROC"
 assert all("opposite" in h for h in runs["cobra"].train.history), "cobra must log the opposite term"
 assert all("opposite" not in h for h in runs["cobra_no_opposite"].train.history), "no opposite term expected"
 assert all(np.all((c >= -1 - 1e-5) & (c <= 1 + 1e-5)) for c in cosines.values())

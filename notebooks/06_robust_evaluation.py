@@ -56,8 +56,9 @@ from IPython.display import Markdown, display
 
 import radlib
 from radlib.attacks import ScoreAsLogits, attack_score, pgd
-from radlib.evaluate import (AttackSpec, evaluate, format_checks, format_eps, masking_checks, plot_auroc_vs_eps,
-                             plot_score_histograms, sweep_eps, sweep_steps)
+from radlib.checks import masking_checks
+from radlib.evaluate import AttackSpec, evaluate, format_checks, format_eps, sweep_eps, sweep_steps
+from radlib.viz import plot_auroc_vs_eps, plot_score_histograms
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import get_profile
 
@@ -132,7 +133,7 @@ fig = plot_auroc_vs_eps(sw_eps)
 display(fig)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(steps_list, [r.robust_auroc() for r in sw_steps], marker="o", label=f"PGD, eps={format_eps(EPS)}")
+ax.plot(steps_list, [r.robust_auroc for r in sw_steps], marker="o", label=f"PGD, eps={format_eps(EPS)}")
 ax.axhline(res.clean_auroc, color="k", ls="--", lw=1, label=f"clean ({res.clean_auroc:.1f})")
 ax.set_xscale("log")
 ax.set_xlabel("PGD steps (log scale)")
@@ -202,7 +203,7 @@ masked_bpda = evaluate(masked, test, attacks=[head.replace(name="bpda-" + head.n
                        attack_fn=bpda_attack)
 fig, ax = plt.subplots(figsize=(6.5, 3.3))
 names = ["clean", "naive PGD\n(blind)", "adaptive PGD\n(BPDA)", "original score\nnaive PGD"]
-vals = [masked_naive.clean_auroc, masked_naive.robust_auroc(), masked_bpda.robust_auroc(), res[head.name].auroc]
+vals = [masked_naive.clean_auroc, masked_naive.robust_auroc, masked_bpda.robust_auroc, res[head.name].auroc]
 bars = ax.bar(names, vals, color=["tab:blue", "tab:orange", "tab:red", "grey"])
 ax.bar_label(bars, fmt="%.1f", fontsize=8)
 ax.set_ylabel("AUROC (%)")
@@ -241,12 +242,12 @@ if HAVE_TORCHATTACKS:
     theirs = evaluate(score, test, attacks=[cross.replace(name="torchattacks PGD")], device=device, seed=SEED,
                       attack_fn=torchattacks_pgd)
     print(f"same attack ({cross.describe()}, no random start):\n"
-          f"  radlib       AUROC {ours.robust_auroc():6.2f}\n  torchattacks AUROC {theirs.robust_auroc():6.2f}\n"
+          f"  radlib       AUROC {ours.robust_auroc:6.2f}\n  torchattacks AUROC {theirs.robust_auroc:6.2f}\n"
           f"  max |score difference| {np.abs(ours.attacks[0].scores - theirs.attacks[0].scores).max():.3g}")
 else:
     theirs = None
     print("torchattacks is not installed (pip install torchattacks): cross-check skipped; "
-          f"radlib PGD without random start: AUROC {ours.robust_auroc():.2f}")
+          f"radlib PGD without random start: AUROC {ours.robust_auroc:.2f}")
 
 # %% [markdown]
 # ## 6 · The results table, with the protocol beside every number
@@ -265,7 +266,7 @@ if not SMOKE:
     cobra_eps = sweep_eps(cobra.score, test, eps_list, steps=STEPS, device=device, seed=SEED)
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for nm, sw in (("CSI", sw_eps), ("COBRA", cobra_eps)):
-        ax.plot([e * 255 for e in eps_list], [r.robust_auroc() for r in sw], marker="o", label=nm)
+        ax.plot([e * 255 for e in eps_list], [r.robust_auroc for r in sw], marker="o", label=nm)
     ax.axhline(50, color="grey", ls=":", lw=1, label="chance")
     ax.set_xlabel("eps (x 1/255, L-inf)")
     ax.set_ylabel("AUROC (%)")
@@ -293,13 +294,14 @@ if not SMOKE:
 # adversarially trained one that does not beat the pixel kNN's robust AUROC has not learned robustness.
 
 # %%
-from radlib.certify import PixelKNNScore, certificate_checks, certified_auroc
+from radlib.certify import PixelKNNScore, certified_auroc
+from radlib.checks import certificate_checks
 
 knn = PixelKNNScore.fit(ds.train.images, k=2, device=device)
 cert_eps = [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255]
 knn_sweep = sweep_eps(knn, test, cert_eps, steps=STEPS, device=device, seed=SEED)
 certified = [certified_auroc(*knn.bounds(test.images, e), test.labels) for e in cert_eps]
-knn_attacked = [r.robust_auroc() for r in knn_sweep]
+knn_attacked = [r.robust_auroc for r in knn_sweep]
 knn_checks = [c for r in knn_sweep for c in certificate_checks(knn, test.images, r)]
 print(format_checks(knn_checks))
 
@@ -336,16 +338,16 @@ for r in [res, *sw_eps, *sw_steps, ours, masked_bpda] + ([theirs] if theirs else
 zero = sw_eps[0].attacks[0]
 assert zero.spec.eps == 0 and np.array_equal(zero.scores, sw_eps[0].clean_scores), "eps=0 must reproduce clean"
 assert zero.auroc == csi.eval.clean_auroc == res.clean_auroc
-curve = [r.robust_auroc() for r in sw_eps]
+curve = [r.robust_auroc for r in sw_eps]
 assert all(b <= a + 1.0 for a, b in zip(curve, curve[1:])), f"robust AUROC rose with eps: {curve}"
 if theirs is not None:
-    assert abs(theirs.robust_auroc() - ours.robust_auroc()) <= 1.0, "torchattacks and radlib PGD disagree"
+    assert abs(theirs.robust_auroc - ours.robust_auroc) <= 1.0, "torchattacks and radlib PGD disagree"
 by_name = {c.name: c for c in csi_checks}
 assert by_name["score gradient exists"].passed and by_name["eps=0 reproduces the clean AUROC"].passed
 assert any(not c.passed for c in masked_checks), "the masked score must fail a masking check"
 assert not {c.name: c for c in masked_checks}["score gradient exists"].passed
 assert np.array_equal(masked_naive.clean_scores, res.clean_scores), "rounding does not change clean 8-bit images"
-assert masked_bpda.robust_auroc() <= masked_naive.robust_auroc() + 1.0, "BPDA must be at least as strong"
+assert masked_bpda.robust_auroc <= masked_naive.robust_auroc + 1.0, "BPDA must be at least as strong"
 assert main.checks, "the checks are attached to the main result's table"
 assert all(c.passed for c in knn_checks), "an attack beat the certificate: a bug"
 assert all(c <= a + 1e-6 for c, a in zip(certified, knn_attacked)) and abs(certified[0] - knn_attacked[0]) < 1e-6

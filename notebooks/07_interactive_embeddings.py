@@ -59,7 +59,7 @@ from matplotlib.collections import PathCollection
 import radlib
 from radlib.data import to_float
 from radlib.device import make_generator
-from radlib.embed import ANY_STATE, EmbeddingExplorer, EmbeddingSet, collect_embeddings, fit_umap
+from radlib.embed import ANY_STATE, EmbeddingExplorer, EmbeddingSet, collect_embeddings, fit_embedding
 from radlib.evaluate import evaluate
 from radlib.pipeline import default_attacks, fit_score, load_data
 from radlib.profiles import get_profile
@@ -129,7 +129,7 @@ for method in ("csi", "cobra"):
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=SEED)
     ev = evaluate(score, test, attacks=attacks, batch_size=128, device=device, seed=SEED, keep_adversarial=True)
     runs[method], snapshots[method] = (res, ev), snaps
-    print(f"{method:6s} clean AUROC {ev.clean_auroc:5.1f} · attacked AUROC {ev.robust_auroc():5.1f} · "
+    print(f"{method:6s} clean AUROC {ev.clean_auroc:5.1f} · attacked AUROC {ev.robust_auroc:5.1f} · "
           f"snapshots at epochs {list(snaps)} · {time.perf_counter() - t0:.0f} s")
 print("attack:", attacks[0].describe())
 
@@ -139,7 +139,7 @@ print("attack:", attacks[0].describe())
 # projection head (what the contrastive loss and the score compare). Pseudo-anomalies are not attacked at test
 # time, so they carry `state="any"`: the explorer shows them in both the clean and the attacked view.
 #
-# Then **one** `fit_umap` call over the union of all the points. Two separate UMAP fits have unrelated axes
+# Then **one** `fit_embedding` call over the union of all the points. Two separate UMAP fits have unrelated axes
 # (rotated, mirrored, stretched), so comparing "clean" from one fit with "attacked" from another would show
 # movement that is only an artefact of the fit. One fit = one coordinate system for every widget state.
 
@@ -159,7 +159,7 @@ for method, (res, ev) in runs.items():
 emb = EmbeddingSet.concat(sets)
 
 t0 = time.perf_counter()
-coords = fit_umap(emb, method=MAP_METHOD, n_neighbors=15, min_dist=0.1, seed=SEED)
+coords = fit_embedding(emb, method=MAP_METHOD, n_neighbors=15, min_dist=0.1, seed=SEED)
 print(f"{len(emb)} points of dimension {emb.features.shape[1]} -> 2-D by {AXIS} in {time.perf_counter() - t0:.1f} s")
 
 explorer = EmbeddingExplorer.from_set(emb, coords, axis_label=AXIS, title="projection space",
@@ -254,7 +254,7 @@ for method, (res, ev) in runs.items():
         (emb.extra["state"] == "clean")
     assert torch.allclose(direct, emb.features[sel], atol=1e-5), f"{method}: last snapshot != trained model"
     # an attack never helps the detector, and stays inside its L-inf ball
-    assert ev.robust_auroc() <= ev.clean_auroc + 1.0, f"{method}: the attack raised the AUROC"
+    assert ev.robust_auroc <= ev.clean_auroc + 1.0, f"{method}: the attack raised the AUROC"
     adv = ev[attacks[0].name].adversarial
     assert (adv - to_float(test.images)).abs().max() <= attacks[0].eps + 1e-5
 
@@ -272,7 +272,7 @@ explorer.update(groups=explorer.groups)
 
 if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
     csi_ev, cobra_ev = runs["csi"][1], runs["cobra"][1]
-    assert cobra_ev.robust_auroc() > csi_ev.robust_auroc() + 10, "COBRA should be clearly more robust than CSI"
+    assert cobra_ev.robust_auroc > csi_ev.robust_auroc + 10, "COBRA should be clearly more robust than CSI"
     assert shift["csi"]["normal"] > shift["cobra"]["normal"], "the attack should move CSI's normals further"
 print("checks passed")
 

@@ -55,7 +55,7 @@ from radlib.certify import PixelKNNScore
 from radlib.evaluate import evaluate, format_eps
 from radlib.pipeline import default_attacks, load_data, run_method
 from radlib.profiles import get_profile
-from radlib.train import METHODS
+from radlib.methods import METHODS
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "lab" | "paper"; None = lab with a GPU, smoke without
 profile = get_profile(PROFILE)
@@ -126,7 +126,7 @@ for label, method, overrides in ROWS:
         score_kind[label] = "ensemble, similarity only"
     runs[label] = r
     evals[label] = e = r.eval
-    print(f"{label:17s} ({method:17s}) clean {e.clean_auroc:5.1f}  attacked {e.robust_auroc():5.1f}  "
+    print(f"{label:17s} ({method:17s}) clean {e.clean_auroc:5.1f}  attacked {e.robust_auroc:5.1f}  "
           f"trained {r.train.seconds:5.1f} s")
 
 # the reference every trained row must beat: no training at all, mean pixel distance to the 2 nearest normal
@@ -134,7 +134,7 @@ for label, method, overrides in ROWS:
 pixel_ref = evaluate(PixelKNNScore.fit(ds.train.images, k=2, device=device), ds.test, attacks=attacks,
                      device=device, seed=SEED)
 print(f"{'pixel kNN':17s} ({'no training':17s}) clean {pixel_ref.clean_auroc:5.1f}  "
-      f"attacked {pixel_ref.robust_auroc():5.1f}")
+      f"attacked {pixel_ref.robust_auroc:5.1f}")
 
 # %% [markdown]
 # ## 3 · One table, one protocol
@@ -152,11 +152,11 @@ for label, method, overrides in ROWS:
     q = e.attacks[0].protocol
     m = method + ("" if not overrides else ", " + ", ".join(f"{k}={v:g}" for k, v in overrides.items()))
     paper = "{:.1f} / {:.1f}".format(*PAPER[label]) if label in PAPER else "—"
-    print(f"| {label} | `{m}` | {score_kind[label]} | {e.clean_auroc:.1f} | {e.robust_auroc():.1f} | "
-          f"{e.clean_auroc - e.robust_auroc():+.1f} | PGD-{q['steps']} {q['eps_str']} | {paper} |")
+    print(f"| {label} | `{m}` | {score_kind[label]} | {e.clean_auroc:.1f} | {e.robust_auroc:.1f} | "
+          f"{e.clean_auroc - e.robust_auroc:+.1f} | PGD-{q['steps']} {q['eps_str']} | {paper} |")
 print(f"| *reference: pixel kNN* | — (no training) | mean pixel distance to 2 nearest normals | "
-      f"{pixel_ref.clean_auroc:.1f} | {pixel_ref.robust_auroc():.1f} | "
-      f"{pixel_ref.clean_auroc - pixel_ref.robust_auroc():+.1f} | PGD-{a0.steps} {format_eps(a0.eps)} | — |")
+      f"{pixel_ref.clean_auroc:.1f} | {pixel_ref.robust_auroc:.1f} | "
+      f"{pixel_ref.clean_auroc - pixel_ref.robust_auroc:+.1f} | PGD-{a0.steps} {format_eps(a0.eps)} | — |")
 print("\n† the paper's ablation (avg over MVTec AD, ImageNet-30, CIFAR-10, Fashion-MNIST; 100 epochs, the paper's "
       "attacks). Different data, budgets and attacks: compare the *ordering*, not the values.")
 
@@ -166,9 +166,9 @@ x = np.arange(len(labels))
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [len(labels), len(PAPER)]})
 ax = axes[0]
 ax.bar(x - 0.2, [evals[lb].clean_auroc for lb in labels], 0.4, color="#9ecae1", label="clean")
-ax.bar(x + 0.2, [evals[lb].robust_auroc() for lb in labels], 0.4, color="#08519c", label=f"attacked ({a0.short()})")
+ax.bar(x + 0.2, [evals[lb].robust_auroc for lb in labels], 0.4, color="#08519c", label=f"attacked ({a0.short()})")
 ax.axhline(50, color="grey", ls=":", lw=1, label="chance")
-ax.axhline(pixel_ref.robust_auroc(), color="tab:red", ls="--", lw=1, label="pixel kNN (no training), attacked")
+ax.axhline(pixel_ref.robust_auroc, color="tab:red", ls="--", lw=1, label="pixel kNN (no training), attacked")
 ax.set_xticks(x, labels, rotation=25, ha="right", fontsize=8)
 ax.set_ylabel("AUROC (%)")
 ax.set_ylim(0, 100)
@@ -202,26 +202,26 @@ plt.show()
 # %% [markdown]
 # ### What you should see
 # - Every attacked AUROC is at most the clean one (+1 for ties).
-# - Every method of `radlib.train.METHODS` appears in the table.
+# - Every method of the registry (`radlib.methods.METHODS`) appears in the table.
 # - The protocol (attack, eps, steps, step size, mode, seed, test set) is identical across rows.
 # - In `lab`: the non-robust rows (CSI, MSC) lose most of their AUROC; COBRA keeps clearly more than CSI.
 
 # %%
 for lb in labels:
     e = evals[lb]
-    assert e.robust_auroc() <= e.clean_auroc + 1.0, f"{lb}: the attack raised the AUROC"
+    assert e.robust_auroc <= e.clean_auroc + 1.0, f"{lb}: the attack raised the AUROC"
 assert set(METHODS) <= {m for _, m, _ in ROWS}, f"missing methods: {set(METHODS) - {m for _, m, _ in ROWS}}"
 assert len(evals) == len(ROWS)
 protocol_keys = ("method", "norm", "eps", "steps", "alpha", "mode", "restarts", "seed", "n_normal", "n_anomalous")
 protocols = {tuple(evals[lb].attacks[0].protocol[k] for k in protocol_keys) for lb in labels}
 protocols.add(tuple(pixel_ref.attacks[0].protocol[k] for k in protocol_keys))
 assert len(protocols) == 1, f"the attack protocol differs between rows: {protocols}"
-assert pixel_ref.robust_auroc() <= pixel_ref.clean_auroc + 1.0
+assert pixel_ref.robust_auroc <= pixel_ref.clean_auroc + 1.0
 assert all(len(evals[lb].attacks) == 1 for lb in labels)
 assert {runs[lb].train.config.epochs for lb in labels} == {profile.epochs}, "same training budget for every row"
 if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
-    assert evals["COBRA"].robust_auroc() > evals["CSI"].robust_auroc() + 10, "COBRA should be more robust than CSI"
-    assert evals["CSI"].robust_auroc() < evals["CSI"].clean_auroc - 10, "PGD should hurt the non-robust CSI"
+    assert evals["COBRA"].robust_auroc > evals["CSI"].robust_auroc + 10, "COBRA should be more robust than CSI"
+    assert evals["CSI"].robust_auroc < evals["CSI"].clean_auroc - 10, "PGD should hurt the non-robust CSI"
 print("checks passed")
 
 # %% [markdown]

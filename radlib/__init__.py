@@ -1,7 +1,9 @@
 """radlib: adversarially robust anomaly detection (COBRA, ICLR 2025) for teaching and research.
 
-Submodules (each with one job): ``data``, ``pseudo_anomaly``, ``augment``, ``models``, ``losses``,
-``attacks``, ``train``, ``score``, ``evaluate``, ``certify``, ``profiles``, ``device``, ``checkpoint``.
+Submodules, each with one job (the README's library map): ``data``, ``images``, ``pseudo_anomaly``, ``augment``,
+``models``, ``features``, ``losses``, ``attacks``, ``methods``, ``config``, ``train``, ``knn``, ``gaussian``,
+``score``, ``metrics``, ``specs``, ``results``, ``evaluate``, ``checks``, ``certify``, ``embed``, ``viz``,
+``pipeline``, ``profiles``, ``device``, ``checkpoint``, ``optim``.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "pseudo_anomaly", "augment", "models", "losses", "attacks", "train", "score",
-               "evaluate", "certify", "profiles", "device", "checkpoint", "embed", "pipeline", "viz", "optim")
+_SUBMODULES = ("data", "images", "pseudo_anomaly", "augment", "models", "features", "losses", "attacks", "methods",
+               "config", "train", "knn", "gaussian", "score", "metrics", "specs", "results", "evaluate", "checks",
+               "certify", "embed", "pipeline", "viz", "optim", "profiles", "device", "checkpoint")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -80,7 +80,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .profiles import PROFILES
-    from .train import METHODS
+    from .methods import METHODS
     p = argparse.ArgumentParser(prog="radlib", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     sub = p.add_subparsers(dest="command", required=True)

@@ -17,18 +17,27 @@ Two uses:
 
 * **A baseline with a guarantee.** :class:`PixelKNNScore` (mean Euclidean distance to the ``k`` nearest
   normal training images, in pixels) needs no training and, on homogeneous industrial images, is a strong
-  detector. Measured on the real ``casting`` images (``benchmarks/RESULTS.md``, k=2, in+out PGD-20): 32 px
-  clean 93.0, at 4/255 PGD 78.9 and certified 75.4; 64 px clean 91.5, at 8/255 PGD 60.5 and certified 52.3.
-  On textures (``surfaces``) it is weak: there a detector has to learn.
+  detector on the real ``casting`` images and weak on textures (``surfaces``), where a detector has to learn
+  (``benchmarks/RESULTS.md``, "Measurements behind the docstrings").
   A trained "robust" detector that does not beat it has not learned robustness.
-* **A check on the attack** (:func:`certificate_checks`). PGD on a certified score must land between the
+* **A check on the attack** (:func:`radlib.checks.certificate_checks`). PGD on a certified score must land between the
   certified bound and the clean AUROC. Below the bound means a bug (the attack left its eps-ball, or the
   score is not what it claims); the distance above the bound (the *slack*) is the most a stronger attack could
   still take away: a few points for radlib's PGD-20 on the pixel kNN at 4/255.
-  :func:`radlib.evaluate.masking_checks` runs it for every score that has ``bounds``.
+  :func:`radlib.checks.masking_checks` runs it for every score that has ``bounds``.
 
 Scores follow radlib's conventions: float (N, C, H, W) in [0, 1] in, float32 (N,) out, higher = more
 anomalous, differentiable in the input so :mod:`radlib.attacks` can attack them.
+
+Example (well separated images: the AUROC is certified whatever the attack at 4/255):
+    >>> import torch
+    >>> from radlib.certify import PixelKNNScore, certified_auroc
+    >>> g = torch.Generator().manual_seed(0)
+    >>> train = torch.rand(20, 1, 4, 4, generator=g) * 0.2
+    >>> test = torch.cat([torch.rand(5, 1, 4, 4, generator=g) * 0.2, 0.8 + torch.rand(5, 1, 4, 4, generator=g) * 0.2])
+    >>> lo, hi = PixelKNNScore.fit(train).bounds(test, 4 / 255)
+    >>> certified_auroc(lo, hi, torch.tensor([0] * 5 + [1] * 5))
+    100.0
 """
 from __future__ import annotations
 
@@ -39,10 +48,11 @@ import numpy as np
 import torch
 
 from .data._base import to_float
-from .evaluate import Check, EvalResult, auroc
-from .score import AnomalyScore, _check_chunk_size, _check_images
+from .knn import check_chunk_size, topk_euclidean
+from .metrics import auroc
+from .score.base import AnomalyScore, _check_images
 
-__all__ = ["PixelKNNScore", "l2_radius", "lipschitz_bounds", "certified_auroc", "certificate_checks"]
+__all__ = ["PixelKNNScore", "l2_radius", "lipschitz_bounds", "certified_auroc"]
 
 
 class _NoModel(torch.nn.Module):
@@ -76,7 +86,7 @@ class PixelKNNScore(AnomalyScore):
         self.bank = bank.float()
         self.bank_sq = (self.bank ** 2).sum(dim=1)
         self.k = k
-        self.chunk_size = _check_chunk_size(chunk_size)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.image_shape = tuple(image_shape) if image_shape is not None else None
 
     @classmethod
@@ -102,17 +112,7 @@ class PixelKNNScore(AnomalyScore):
         if q.shape[1] != self.dims:
             raise ValueError(f"images have {q.shape[1]} values, the training bank {self.dims} "
                              f"(shape {self.image_shape})")
-        with torch.no_grad():
-            q_sq = (q ** 2).sum(dim=1, keepdim=True)
-            best_val, best_idx = None, None
-            for start in range(0, self.bank.shape[0], self.chunk_size):
-                d2 = q_sq - 2 * q @ self.bank[start:start + self.chunk_size].T + self.bank_sq[start:start + self.chunk_size]
-                idx = torch.arange(start, start + d2.shape[1], device=q.device).expand_as(d2)
-                if best_val is not None:
-                    d2, idx = torch.cat([best_val, d2], dim=1), torch.cat([best_idx, idx], dim=1)
-                best_val, pos = d2.topk(min(self.k, d2.shape[1]), dim=1, largest=False)
-                best_idx = idx.gather(1, pos)
-        assert best_idx is not None
+        best_idx = topk_euclidean(q, self.bank, self.k, self.chunk_size, self.bank_sq)
         diff = q.unsqueeze(1) - self.bank[best_idx]  # (N, k, D), under autograd
         dist = (diff ** 2).sum(dim=2).clamp_min(1e-12).sqrt()
         return dist.mean(dim=1)
@@ -247,39 +247,3 @@ def certified_auroc(lower: torch.Tensor | np.ndarray | Sequence[float], upper: t
     if mode in ("both", "out"):
         worst[y == 1] = lo[y == 1]
     return auroc(worst, y)
-
-
-def certificate_checks(score: AnomalyScore, images: torch.Tensor, result: EvalResult, *,
-                       tol: float = 1e-6) -> list[Check]:
-    """For each attack in ``result``: its robust AUROC must not fall below the certified AUROC.
-
-    Bounds come from ``score.bounds(images, eps, norm)`` when the score has one (:class:`PixelKNNScore`),
-    else from :func:`lipschitz_bounds` with the score's ``lipschitz_l2``. ``images`` are the test images
-    ``result`` was computed on, in the same order. A failed check means the attack left its eps-ball or the
-    bounds are wrong: a bug, not a finding. Each check's ``data`` holds the bound and the slack (attacked
-    AUROC minus bound: the most a stronger attack could still take away).
-    """
-    has_bounds = callable(getattr(score, "bounds", None))
-    lip = getattr(score, "lipschitz_l2", None)
-    if not has_bounds and lip is None:
-        raise TypeError(f"{type(score).__name__} has neither bounds() nor lipschitz_l2: nothing to certify")
-    _check_images(images, "images")
-    if images.shape[0] != len(result.labels):
-        raise ValueError(f"{images.shape[0]} images for a result on {len(result.labels)}")
-    dims = int(images[0].numel())
-    checks = []
-    for att in result.attacks:
-        spec = att.spec
-        if has_bounds:
-            lo, up = score.bounds(images, spec.eps, spec.norm)  # type: ignore[attr-defined]
-        else:
-            lo, up = lipschitz_bounds(result.clean_scores, eps=spec.eps, dims=dims, lipschitz_l2=float(lip),
-                                      norm=spec.norm)
-        bound = certified_auroc(lo, up, result.labels, result.clean_scores, mode=spec.mode)
-        ok = att.auroc >= bound - tol
-        checks.append(Check(f"{spec.name} respects the certificate", ok,
-                            f"attacked {att.auroc:.2f} >= certified {bound:.2f} (slack {att.auroc - bound:.2f})"
-                            if ok else f"attacked {att.auroc:.2f} < certified {bound:.2f}: the attack left its "
-                            "eps-ball or the bounds are wrong",
-                            {"certified": bound, "attacked": att.auroc, "slack": att.auroc - bound}))
-    return checks

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from .device import select_device
-from .evaluate import AttackSpec, format_eps, plot_score_histograms
+from .evaluate import AttackSpec, format_eps
 from .pipeline import MethodRun, load_data, run_method
 from .profiles import Profile, get_profile
-from .viz import methods_auroc_vs_eps
+from .viz import methods_auroc_vs_eps, plot_score_histograms
 
 __all__ = ["run_demo", "auroc_bar_figure", "demo_attacks", "conclusion", "pixel_knn_reference"]
 
@@ -43,7 +43,7 @@ def auroc_bar_figure(runs: list[MethodRun], attack: str | None = None):
     names = [r.method for r in runs]
     attack = attack or runs[0].eval.attacks[-1].spec.name
     clean = [r.eval.clean_auroc for r in runs]
-    attacked = [r.eval.robust_auroc(attack) for r in runs]
+    attacked = [r.eval.auroc_under(attack) for r in runs]
     xs = range(len(runs))
     ax.bar([x - 0.2 for x in xs], clean, width=0.4, label="clean", color="#4C72B0")
     ax.bar([x + 0.2 for x in xs], attacked, width=0.4, label=attack, color="#C44E52")
@@ -83,7 +83,7 @@ def conclusion(runs: dict[str, MethodRun], headline: AttackSpec, smoke: bool,
     """What the reader should conclude, in words, from the numbers of this run (``reference``: the pixel-kNN
     result and its certified AUROC, see :func:`pixel_knn_reference`)."""
     csi, cobra = runs["csi"].eval, runs["cobra"].eval
-    rc, rb = csi.robust_auroc(headline.name), cobra.robust_auroc(headline.name)
+    rc, rb = csi.auroc_under(headline.name), cobra.auroc_under(headline.name)
     eps = format_eps(headline.eps)
     text = (f"At eps {eps}, in+out PGD-{headline.steps} moves CSI's AUROC from {csi.clean_auroc:.1f} to {rc:.1f} "
             f"and COBRA's from {cobra.clean_auroc:.1f} to {rb:.1f}: a robust gap of {rb - rc:+.1f} points. ")
@@ -99,7 +99,7 @@ def conclusion(runs: dict[str, MethodRun], headline: AttackSpec, smoke: bool,
     if reference is not None:
         ref, cert = reference
         text += (f" For scale: a detector with no training at all, kNN on raw pixels, scores "
-                 f"{ref.clean_auroc:.1f} clean and {ref.robust_auroc(headline.name):.1f} attacked, with a "  # type: ignore[attr-defined]
+                 f"{ref.clean_auroc:.1f} clean and {ref.auroc_under(headline.name):.1f} attacked, with a "  # type: ignore[attr-defined]
                  f"certified AUROC of {cert:.1f} at {eps} (no attack can do worse). Small, aligned images like these "
                  "are easy for raw pixels; what the run shows is that *learned* features, which real inspection "
                  "data need, lose robustness unless they are trained for it (COBRA) and keep it when they are.")

@@ -61,8 +61,19 @@ def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | 
     return None
 
 
-def uses_channels_last(device: torch.device, enabled: bool = True) -> bool:
-    """Whether to keep activations NHWC on ``device``: CUDA, and CPUs with oneDNN (faster convolutions)."""
+#: the narrowest ResNet width that runs channels_last on a CPU. oneDNN's AVX2 channels_last backward-weights kernels
+#: corrupt the heap for 4-channel convolutions (torch 2.14.1 / oneDNN 3.12: "double free or corruption" in
+#: ``mkldnn_convolution_backward_weights`` with one thread, non-deterministic losses and hangs with two; widths
+#: >= 8 and NCHW are exact and deterministic: ``benchmarks/RESULTS.md``, "Measurements behind the docstrings").
+MIN_CPU_CHANNELS_LAST_WIDTH = 8
+
+
+def uses_channels_last(device: torch.device, enabled: bool = True, width: int | None = None) -> bool:
+    """Whether to keep activations NHWC on ``device``: CUDA, and CPUs with oneDNN (faster convolutions), except
+    for networks narrower than :data:`MIN_CPU_CHANNELS_LAST_WIDTH` on a CPU (``width``: the ResNet width)."""
     if not enabled:
         return False
-    return device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())
+    if device.type == "cuda":
+        return True
+    cpu_ok = width is None or width >= MIN_CPU_CHANNELS_LAST_WIDTH
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and cpu_ok

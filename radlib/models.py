@@ -1,7 +1,7 @@
 """ResNet-18 detector: encoder + projection head + K-way transformation head, normalisation inside.
 
 The model takes float images in **[0, 1]** (pixel space) and normalises them internally, so every attack,
-eps and clamp in radlib lives in pixel space (see DESIGN.md).
+eps and clamp in radlib lives in pixel space (the README's conventions).
 
 Faithful to the paper / official code (CSI lineage):
 - ResNet-18 trained from scratch; CIFAR stem (3x3 conv, stride 1, no max-pool) for images <= 64 px,

@@ -2,6 +2,14 @@
 
 The CLI, the demo, the benchmarks and the notebooks all call these, so an experiment is the same code
 everywhere (no copy-pasted training or evaluation loops).
+
+Example (a whole experiment in two calls, at toy sizes):
+    >>> from radlib.pipeline import load_data, run_method
+    >>> from radlib.profiles import get_profile
+    >>> ds = load_data("digits", "0", 12, get_profile("smoke"), max_train=32, max_test=40)
+    >>> run = run_method("csi", ds, "smoke", progress=False, epochs=1, width=4, attacks=["pgd-1@2/255"])
+    >>> run.method, 0 <= run.eval.clean_auroc <= 100, run.eval.attacks[0].spec.name
+    ('csi', True, 'pgd-1@2/255')
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import torch
 from .data import ADDataset, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
+from .methods import get_method
 from .models import build_model
 from .profiles import Profile, get_profile
 from .pseudo_anomaly import policy_for
@@ -49,12 +58,12 @@ def fit_score(result: TrainResult, train_images: torch.Tensor, *, samples: int =
               seed: int = 0, kind: ScoreKind = "own", augment: bool = False) -> AnomalyScore:
     """Fit an anomaly score on the normal training images with the trained model.
 
-    ``kind="own"`` (default): the method's own score, kNN on features for ``msc``, the CSI/COBRA ensemble
-    score otherwise. The ensemble score uses the K-way head only when the method trained it (``cobra``,
-    ``cobra_no_opposite`` and ``csi`` with ``cls_weight > 0``); otherwise the head's logits are noise and the
-    term is dropped. ``kind="knn"``: mean distance to the 2 nearest normal-train backbone features, for any
-    method (``benchmarks/RESULTS.md``: after 10-epoch CPU runs of ``csi`` on the grey ``casting`` images, kNN
-    scored 68-74 clean AUROC against 49-56 for the ensemble score; compare both on your data).
+    ``kind="own"`` (default): the method's own score (:attr:`radlib.methods.Method.score`: kNN on features for
+    ``msc``, the CSI/COBRA ensemble score otherwise). The ensemble score uses the K-way head only when the
+    method trained it (:attr:`~radlib.methods.Method.head` and ``cls_weight > 0``); otherwise the head's logits
+    are noise and the term is dropped. ``kind="knn"``: mean distance to the 2 nearest normal-train backbone
+    features, for any method (which is better depends on the data and the training length:
+    ``benchmarks/RESULTS.md`` compares both; compare them on your data).
 
     ``augment=True`` gives the ensemble score the official test-time augmentation (:func:`~radlib.score.official_tta`:
     flip, colour jitter, grey, a 0.54 crop at low resolution), averaged over ``samples`` draws (official: 10);
@@ -63,11 +72,12 @@ def fit_score(result: TrainResult, train_images: torch.Tensor, *, samples: int =
     if kind not in ("own", "knn"):
         raise ValueError(f"kind must be 'own' or 'knn', got {kind!r}")
     cfg = result.config
-    if cfg.method == "msc" or kind == "knn":
+    method = get_method(cfg.method)
+    if method.score == "knn" or kind == "knn":
         return KNNScore.fit(result.model, train_images, k=2, feature="features", batch_size=batch_size)
     if result.policy is None:
         raise ValueError(f"method {result.config.method!r} has no pseudo-anomaly policy to score with")
-    head_trained = cfg.method in ("cobra", "cobra_no_opposite", "csi") and cfg.cls_weight > 0
+    head_trained = method.head and cfg.cls_weight > 0
     pre, aug = official_tta(cfg.image_size) if augment else (None, None)
     return EnsembleScore.fit(result.model, train_images, result.policy, batch_size=batch_size, samples=samples,
                              seed=seed, use_head=head_trained, pre_augment=pre, augment=aug)
@@ -175,7 +185,7 @@ def check_test_split(ds: ADDataset) -> None:
 
 def _train_precision(cfg: TrainConfig, device: torch.device) -> str:
     amp = autocast_dtype(device, cfg.amp)
-    layout = " + channels_last" if uses_channels_last(device, cfg.channels_last) else ""
+    layout = " + channels_last" if uses_channels_last(device, cfg.channels_last, cfg.width) else ""
     names = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + grad scaler", None: "fp32"}
     return names.get(amp, str(amp)) + layout
 
@@ -187,7 +197,8 @@ def untrained(cfg: TrainConfig, *, device: str | torch.device | None = None) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         dev = select_device(device)
-        model = build_model(cfg.model_config(), device=dev, channels_last=uses_channels_last(dev, cfg.channels_last))
+        model = build_model(cfg.model_config(), device=dev,
+                            channels_last=uses_channels_last(dev, cfg.channels_last, cfg.width))
     return TrainResult(model.eval(), cfg, [], 0.0, None, None, cfg.policy())
 
 

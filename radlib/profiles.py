@@ -4,6 +4,12 @@ that says how big a run is.
 
 Selection: an explicit name, else ``$RADLIB_PROFILE``, else ``lab`` when a GPU is present and ``cpu``
 without one (``CI=true`` forces ``smoke`` unless ``RADLIB_PROFILE`` says otherwise).
+
+Example:
+    >>> from radlib.profiles import get_profile
+    >>> p = get_profile("cpu")
+    >>> p.low_res_size, p.train_steps, p.epochs_for(119)  # 700 steps of 16 images: 100 epochs of 119 images
+    (16, 700, 100)
 """
 from __future__ import annotations
 
@@ -35,8 +41,7 @@ class Profile:
         optimizer: ``lars`` (the paper: lr 0.1 warmed up x10 to a peak of 1.0, trust coefficient 0.001) or
             ``adam`` (AdamW). LARS' effective step is ``lr * 0.001 * ||w|| / ||g||``: right for 100 epochs,
             far too small to learn anything in the few hundred steps of a short run, so the short
-            profiles use AdamW at 1e-3 (on surfaces at 32 px, 80 AdamW steps of CSI reached 53-80 clean AUROC
-            depending on the seed; 80 LARS steps change each weight tensor by at most ~8 %).
+            profiles use AdamW at 1e-3 (measured: ``benchmarks/RESULTS.md``, "Measurements behind the docstrings").
         width: ResNet-18 base width (64 = the standard network; 16 for CPU smoke runs).
         train_attack_steps: PGD steps of each COBRA training attack (paper: 10).
         train_eps: L-inf eps of the training attacks in pixel units (paper: 8/255).
@@ -134,8 +139,8 @@ PROFILES: dict[str, Profile] = {
         epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, width=16,
         train_attack_steps=1, train_eps=8 / 255,
         eval_steps=2, eval_eps=None, eval_samples=1),
-    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "cpu recipe"): 700 AdamW steps of 16 images at
-    # 16 px, width 16, 2-step training attacks at 8/255, feature-kNN score; ~2 min of COBRA training on digits
+    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "The `cpu` recipe"): 700 AdamW steps of 16
+    # images at 16 px, width 16, 2-step training attacks at 8/255, feature-kNN score
     "cpu": Profile(
         name="cpu", description="a laptop or lab PC without a GPU (2 cores): minutes, shows the robust gap",
         image_size=32, low_res_size=16, n_train=256, n_test=200, max_train=1000, max_test=400,

@@ -1,170 +1,46 @@
-"""The trainer: one code path for COBRA and its baselines, with atomic checkpoints and exact resume.
+"""The trainer: one code path for every method of :mod:`radlib.methods`, with atomic checkpoints and exact resume.
 
-Methods (selected by name, same step function):
-
-============== ======================================================================================
-``cobra``        NT-Xent over 4 chunks [v1, v2, ATPT(v1), ATNT(v2)] + opposite-pair term
-                 + CE of the K-way head on [v1, v2, RTP(v2)] (the paper's L_COBRA + L_CLS, *with* the
-                 opposite-pair loss that the official training loop never calls).
-``cobra_no_opposite``  the same without the opposite-pair term (what the official code actually trains).
-``adv_contrastive``    L_CL: adversarial NT-Xent over [v1, v2, ATPT(v1)], pseudo-anomalies as negatives.
-``supcon``       L_SupCL: supervised contrastive over [v1, v2, ATPT(v1)] with group labels (no spurious
-                 negatives: every normal attracts every normal).
-``csi``          CSI: NT-Xent over [v1, v2] + CE head, no attacks (the non-robust baseline).
-``msc``          Mean-Shifted Contrastive (Reiss & Hoshen): no pseudo-anomalies, no attacks, kNN score.
-============== ======================================================================================
-
+The method (what a step computes) is a record of :data:`radlib.methods.METHODS`; this module runs it.
 Batch layout (see :mod:`radlib.losses`): N images -> K chunks by the policy (row k*N+i) -> V views view-major.
 Training attacks run with the model in eval mode (as the official code), the update in train mode.
 NT-Xent uses the official scale (per anchor, the *sum* over its V-1 positives: ``reduction="anchors"``).
+
+Example:
+    >>> import torch
+    >>> from radlib.train import TrainConfig, train
+    >>> cfg = TrainConfig(method="csi", dataset="digits", image_size=12, width=4, epochs=1, batch_size=8)
+    >>> res = train(cfg, torch.randint(0, 256, (16, 3, 12, 12), dtype=torch.uint8), progress=False, device="cpu")
+    >>> {"nt_xent", "cls", "loss"} <= set(res.history[0]), res.model.training
+    (True, False)
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import attacks, losses
 from .augment import SimCLRAugment, horizontal_flip
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import ADDataset, Split, to_float
+from .features import model_features
+from .config import PROFILE_FIELDS, TrainConfig
+from .methods import METHODS, Method, get_method
 from .device import autocast_dtype, make_generator, select_device, uses_channels_last
-from .models import ModelConfig, ResNet18AD, build_model
+from .models import ResNet18AD, build_model
 from .optim import build_optimizer, warmup_cosine
-from .profiles import Profile
-from .pseudo_anomaly import Policy, policy_for
+from .pseudo_anomaly import Policy
 
-__all__ = ["METHODS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained", "training_views"]
-
-METHODS: dict[str, str] = {
-    "cobra": "COBRA: adversarial NT-Xent with ATPT+ATNT, opposite pairs, RTP-robust transformation head",
-    "cobra_no_opposite": "COBRA without the opposite-pair term (the official training loop)",
-    "adv_contrastive": "L_CL: adversarial contrastive learning (ATPT), pseudo-anomalies as negatives",
-    "supcon": "L_SupCL: adversarial supervised contrastive with group labels (no spurious negatives)",
-    "csi": "CSI: contrastive + transformation head, no attacks (not robust)",
-    "msc": "Mean-Shifted Contrastive: features shifted by the normal mean, no attacks (not robust)",
-}
-
-_ADVERSARIAL = {"cobra", "cobra_no_opposite", "adv_contrastive", "supcon"}
-
+__all__ = ["METHODS", "PROFILE_FIELDS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained", "training_views"]
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the term, epoch and step."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs, as plain data (stored in every checkpoint).
-
-    Attributes:
-        method: one of :data:`METHODS`.
-        dataset: dataset name used to pick the pseudo-anomaly policy (``policy_for(dataset)``).
-        category: the normal class / category trained on (recorded so a checkpoint can be evaluated alone).
-        epochs, batch_size: N images per step (the step sees K*N per view).
-        steps_per_epoch: None = one pass over the training set (at least 1 step); an int resamples that many
-            batches per epoch (the paper's MVTec recipe resamples 10,000 images per epoch).
-        optimizer: ``lars`` (paper), ``sgd`` or ``adam``; lr is the peak lr after warm-up.
-        warmup_epochs: linear warm-up from ``lr * warmup_start`` (the paper: x10 over 10 epochs), then cosine to 0.
-        temperature: NT-Xent temperature (0.5 in the paper; msc uses ``msc_temperature``).
-        nt_xent_reduction: ``"anchors"`` (official scale: per anchor, the sum over its V-1 positives) or
-            ``"pairs"`` (the mean over (anchor, positive) pairs: the same scale for 2 and 4 views).
-        eps, attack_steps, attack_alpha, attack_norm: training attacks (paper: L-inf 8/255, 10 steps,
-            alpha = 2.5 * eps / steps).
-        opposite_weight: weight of the opposite-pair term (``cobra`` only).
-        cls_weight: weight of the K-way head's cross-entropy (0 drops the head's loss).
-        crop: random resized crop in the SimCLR augmentation (paper: low-resolution data only).
-        amp: bf16 autocast where the hardware runs bf16 natively (CUDA with bf16 tensor cores; CPUs with
-            AVX512-BF16 or AMX), see :func:`radlib.device.autocast_dtype`; fp32 elsewhere.
-        channels_last: NHWC memory format (CUDA, and CPUs with oneDNN; measured on the 2-core AVX512-BF16 CPU,
-            benchmarks/RESULTS.md: bf16 + channels_last 1.5-1.8x the fp32 NCHW step at the `cpu` sizes).
-        width: ResNet-18 width (64 standard; smaller for CPU smoke runs).
-        checkpoint_every: write ``last.pt`` every this many epochs (and always at the end).
-    """
-
-    method: str = "cobra"
-    dataset: str = "surfaces"
-    category: str | None = None
-    image_size: int = 32
-    channels: int = 3
-    epochs: int = 10
-    batch_size: int = 64
-    steps_per_epoch: int | None = None
-    optimizer: str = "lars"
-    lr: float = 1.0
-    warmup_epochs: int = 10
-    warmup_start: float = 0.1
-    weight_decay: float = 1e-6
-    temperature: float = 0.5
-    nt_xent_reduction: str = "anchors"
-    eps: float = 8 / 255
-    attack_steps: int = 10
-    attack_alpha: float | None = None
-    attack_norm: str = "linf"
-    opposite_weight: float = 1.0
-    cls_weight: float = 1.0
-    msc_temperature: float = 0.25
-    msc_angular_weight: float = 0.0
-    crop: bool = True
-    augment_strength: float = 1.0
-    amp: bool = True
-    channels_last: bool = True
-    width: int = 64
-    seed: int = 0
-    checkpoint_every: int = 1
-    log_every: int = 10
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        for name in ("epochs", "batch_size", "attack_steps", "width", "checkpoint_every", "log_every"):
-            if getattr(self, name) < (0 if name == "attack_steps" else 1):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.eps <= 1:
-            raise ValueError(f"eps must be in [0, 1] (pixel units, e.g. 8/255), got {self.eps}")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise ValueError(f"lr and temperature must be > 0, got lr={self.lr}, temperature={self.temperature}")
-        if self.nt_xent_reduction not in ("anchors", "pairs"):
-            raise ValueError(f"nt_xent_reduction must be 'anchors' or 'pairs', got {self.nt_xent_reduction!r}")
-        if self.attack_norm not in ("linf", "l2"):
-            raise ValueError(f"attack_norm must be 'linf' or 'l2', got {self.attack_norm!r}")
-
-    @property
-    def adversarial(self) -> bool:
-        return self.method in _ADVERSARIAL and self.attack_steps > 0 and self.eps > 0
-
-    def policy(self) -> Policy | None:
-        """The pseudo-anomaly policy of ``dataset`` (None for ``msc``, which uses no pseudo-anomalies)."""
-        return None if self.method == "msc" else policy_for(self.dataset)
-
-    def model_config(self) -> ModelConfig:
-        """The :class:`~radlib.models.ModelConfig` that :func:`train` builds for this run."""
-        policy = self.policy()
-        mean = (0.5,) * self.channels
-        return ModelConfig(num_transforms=policy.K if policy else 1, image_size=self.image_size, width=self.width,
-                           in_channels=self.channels, mean=mean, std=mean)
-
-    @classmethod
-    def from_profile(cls, profile: Profile, method: str = "cobra", dataset: str = "surfaces",
-                     image_size: int | None = None, n_train: int | None = None, **overrides: Any) -> "TrainConfig":
-        """The profile's sizes for ``method`` on ``dataset`` (``overrides`` win). ``n_train``: the number of
-        training images, which turns a profile's ``train_steps`` budget into epochs (:meth:`Profile.epochs_for`)."""
-        low_res = policy_for(dataset).K == 4
-        size = image_size or (profile.low_res_size if low_res else profile.image_size)
-        base = dict(method=method, dataset=dataset, image_size=size, epochs=profile.epochs_for(n_train),
-                    batch_size=profile.batch_size, lr=profile.lr, optimizer=profile.optimizer,
-                    warmup_epochs=profile.warmup_epochs,
-                    attack_steps=profile.train_attack_steps, eps=profile.train_eps, crop=low_res,
-                    width=profile.width, amp=profile.amp)
-        base.update(overrides)
-        return cls(**base)
 
 
 @dataclass
@@ -186,11 +62,12 @@ class _Step:
     def __init__(self, cfg: TrainConfig, model: ResNet18AD, policy: Policy | None,
                  center: torch.Tensor | None) -> None:
         self.cfg, self.model, self.policy, self.center = cfg, model, policy, center
+        self.method: Method = get_method(cfg.method)
         self.augment = SimCLRAugment(crop=cfg.crop, strength=cfg.augment_strength)
         self.K = policy.K if policy is not None else 1
         device = next(model.parameters()).device
         self.amp = autocast_dtype(device, cfg.amp)
-        self.channels_last = uses_channels_last(device, cfg.channels_last)
+        self.channels_last = uses_channels_last(device, cfg.channels_last, cfg.width)
         self.device = device
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -203,43 +80,36 @@ class _Step:
         return dict(eps=c.eps, steps=c.attack_steps, alpha=c.attack_alpha, norm=c.attack_norm, generator=gen)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        cfg, model = self.cfg, self.model
+        cfg, model, method = self.cfg, self.model, self.method
         v1, v2, labels = training_views(x, self.policy, self.augment, gen)
         if self.channels_last:
             v1, v2 = v1.contiguous(memory_format=torch.channels_last), v2.contiguous(memory_format=torch.channels_last)
-        views = [v1, v2]
-        rtp = None
+        head = method.head and cfg.cls_weight > 0 and self.K > 1
+        views, head_inputs = [v1, v2], [v1, v2]
         if cfg.adversarial:
             model.eval()
             with self.autocast():
                 kw = self._attack_kw(gen)
-                views.append(attacks.atpt(model, v1, v2, temperature=cfg.temperature, **kw))
-                if cfg.method in ("cobra", "cobra_no_opposite"):
-                    views.append(attacks.atnt(model, v2, self.K, temperature=cfg.temperature, **kw))
-                    if cfg.cls_weight > 0 and self.K > 1:
-                        rtp = attacks.rtp(model, v2, labels, **kw)
+                for name in method.attacks:  # the registry's order: each draws from ``gen`` in turn
+                    if name == "atpt":
+                        views.append(attacks.atpt(model, v1, v2, temperature=cfg.temperature, **kw))
+                    elif name == "atnt":
+                        views.append(attacks.atnt(model, v2, self.K, temperature=cfg.temperature, **kw))
+                    elif head:  # rtp
+                        head_inputs.append(attacks.rtp(model, v2, labels, **kw))
             model.train()
-        cls_inputs = [v1, v2] + ([rtp] if rtp is not None else [])
         n_con = len(views)
-        batch = torch.cat(views + ([rtp] if rtp is not None else []))
+        batch = torch.cat(views + head_inputs[2:])
         with self.autocast():
             out = model(batch)
         m = v1.shape[0]
         z = out.projection[: n_con * m].float()
-        terms: dict[str, torch.Tensor] = {}
-        if cfg.method == "msc":
-            terms["msc"] = losses.msc_loss(z, self.center, n_views=n_con, temperature=cfg.msc_temperature,
-                                           angular_weight=cfg.msc_angular_weight)
-        elif cfg.method == "supcon":
-            terms["supcon"] = losses.supcon_loss(z, labels.repeat(n_con), temperature=cfg.temperature)
-        else:
-            terms["nt_xent"] = losses.nt_xent(z, n_views=n_con, temperature=cfg.temperature,
-                                              reduction=cfg.nt_xent_reduction)
-        if cfg.method == "cobra" and cfg.opposite_weight > 0 and self.K > 1:
+        terms: dict[str, torch.Tensor] = {method.loss_name: method.loss(z, labels, n_con, cfg, self.center)}
+        if method.opposite and cfg.opposite_weight > 0 and self.K > 1:
             terms["opposite"] = cfg.opposite_weight * losses.opposite_pair_loss(z, n_views=n_con, K=self.K)
-        if cfg.method in ("cobra", "cobra_no_opposite", "csi") and cfg.cls_weight > 0 and self.K > 1:
+        if head:
             logits = torch.cat([out.logits[: 2 * m], out.logits[n_con * m:]]).float()
-            terms["cls"] = cfg.cls_weight * losses.transform_ce(logits, labels.repeat(len(cls_inputs)))
+            terms["cls"] = cfg.cls_weight * losses.transform_ce(logits, labels.repeat(len(head_inputs)))
         terms["loss"] = sum(terms.values())  # type: ignore[assignment]
         return terms
 
@@ -285,13 +155,8 @@ def _train_images(data: ADDataset | Split | torch.Tensor) -> torch.Tensor:
     raise TypeError(f"data must be an ADDataset, a Split or an image tensor, got {type(data).__name__}")
 
 
-@torch.no_grad()
-def _msc_center(model: ResNet18AD, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    was = model.training
-    model.eval()
-    feats = torch.cat([model(to_float(images[i:i + batch])).projection.float() for i in range(0, len(images), batch)])
-    model.train(was)
-    return losses.feature_center(feats)
+def _msc_center(model: ResNet18AD, images: torch.Tensor) -> torch.Tensor:
+    return losses.feature_center(model_features(model, images, "projection", batch_size=256))
 
 
 def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
@@ -347,7 +212,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
     with torch.random.fork_rng(devices=[]):  # seeded weight init without touching the caller's global RNG
         torch.manual_seed(config.seed)
         model = build_model(config.model_config(), device=dev,
-                            channels_last=uses_channels_last(dev, config.channels_last))
+                            channels_last=uses_channels_last(dev, config.channels_last, config.width))
     batch = min(config.batch_size, n)
     steps = config.steps_per_epoch or max(1, n // batch)
     total = steps * config.epochs
@@ -357,7 +222,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
     ckpt_path = Path(out) / "last.pt" if out is not None else None
-    center = _msc_center(model, images) if config.method == "msc" else None
+    center = _msc_center(model, images) if get_method(config.method).center else None
     if ckpt_path is not None and resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=dev, required=_CKPT_KEYS)
         if state["config"] != asdict(config):
@@ -436,7 +301,8 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     try:
         cfg = TrainConfig(**state["config"])
         # the memory format training used: the reloaded model computes bitwise what the trained one did
-        model = build_model(state["model_config"], device=dev, channels_last=uses_channels_last(dev, cfg.channels_last))
+        model = build_model(state["model_config"], device=dev,
+                            channels_last=uses_channels_last(dev, cfg.channels_last, cfg.width))
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path} does not match this radlib version's model or config "

@@ -6,11 +6,14 @@ in a script, ``fig.savefig(path)``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
-__all__ = ["image_grid", "loss_curves", "methods_auroc_vs_eps"]
+from .results import EvalResult
+
+__all__ = ["image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms", "plot_auroc_vs_eps"]
 
 
 def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, masks: torch.Tensor | None = None,
@@ -95,5 +98,73 @@ def methods_auroc_vs_eps(results: dict[str, object], title: str = "Robust AUROC 
     ax.set_ylabel("AUROC (%)")
     ax.set_ylim(-2, 102)
     ax.set_title(f"{title}\n({attack})" if attack else title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_score_histograms(result: EvalResult, attack_name: str | None = None, bins: int = 40) -> Any:
+    """Histograms of normal and anomalous scores, clean (left) vs attacked (right); returns a Figure.
+
+    ``attack_name``: default the last attack of ``result``. Never calls ``plt.show()``.
+    """
+    from matplotlib.figure import Figure
+
+    if not result.attacks:
+        raise ValueError("result has no attacks to plot")
+    att = result.attacks[-1] if attack_name is None else result[attack_name]
+    y = result.labels
+    both = np.concatenate([result.clean_scores, att.scores])
+    both = both[np.isfinite(both)]
+    edges = np.histogram_bin_edges(both, bins=bins)
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    panels = [(axes[0], result.clean_scores, f"clean (AUROC {result.clean_auroc:.1f})"),
+              (axes[1], att.scores, f"{att.spec.name} (AUROC {att.auroc:.1f})")]
+    for ax, s, title in panels:
+        ax.hist(s[y == 0], bins=edges, alpha=0.6, color="tab:blue", label=f"normal (n={int((y == 0).sum())})")
+        ax.hist(s[y == 1], bins=edges, alpha=0.6, color="tab:red", label=f"anomalous (n={int((y == 1).sum())})")
+        ax.set_title(title)
+        ax.set_xlabel("anomaly score (higher = more anomalous)")
+        ax.legend()
+    axes[0].set_ylabel("number of test images")
+    fig.suptitle(f"{result.score_name}: clean AUROC {result.clean_auroc:.1f} -> {att.auroc:.1f} under "
+                 f"{att.spec.describe()}", fontsize=9)
+    return fig
+
+
+def plot_auroc_vs_eps(sweep: EvalResult | Sequence[EvalResult]) -> Any:
+    """Robust AUROC against eps (one line per method/steps/mode/norm), clean AUROC and chance as references.
+
+    ``sweep``: the list from :func:`radlib.evaluate.sweep_eps` (or one :class:`EvalResult` with several attacks). Returns a Figure.
+    """
+    from matplotlib.figure import Figure
+
+    results = [sweep] if isinstance(sweep, EvalResult) else list(sweep)
+    if not results:
+        raise ValueError("sweep is empty")
+    groups: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
+    norms = set()
+    for r in results:
+        for a in r.attacks:
+            key = (a.spec.method, a.spec.steps, a.spec.mode, a.spec.norm, a.spec.restarts)
+            groups.setdefault(key, []).append((a.spec.eps, a.auroc))
+            norms.add(a.spec.norm)
+    if not groups:
+        raise ValueError("the sweep holds no attacks")
+    linf_only = norms == {"linf"}
+    scale = 255.0 if linf_only else 1.0
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for (method, steps, mode, norm, rs), pts in groups.items():
+        pts = sorted(pts)
+        label = f"{method.upper()}-{steps} {norm} mode={mode}" + (f" x{rs} restarts" if rs > 1 else "")
+        ax.plot([e * scale for e, _ in pts], [v for _, v in pts], marker="o", label=label)
+    clean = results[0].clean_auroc
+    ax.axhline(clean, color="k", ls="--", lw=1, label=f"clean ({clean:.1f})")
+    ax.axhline(50, color="grey", ls=":", lw=1, label="chance (50)")
+    ax.set_xlabel("eps (x 1/255, L-inf)" if linf_only else "eps (pixel units)")
+    ax.set_ylabel("AUROC (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{results[0].score_name}: robust AUROC vs attack radius")
     ax.legend(fontsize=8)
     return fig

@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 from sklearn.neighbors import NearestNeighbors
 
 from radlib.attacks import attack_score
-from radlib.certify import PixelKNNScore, certificate_checks, certified_auroc, l2_radius, lipschitz_bounds
+from radlib.certify import PixelKNNScore, certified_auroc, l2_radius, lipschitz_bounds
+from radlib.checks import certificate_checks
 from radlib.data import load
 from radlib.data._base import to_float
 from radlib.evaluate import AttackSpec, evaluate
@@ -106,7 +107,7 @@ def test_pgd_lands_between_certificate_and_clean(digits, knn):
     result = evaluate(knn, digits.test, attacks=[AttackSpec(eps=eps, steps=20)], seed=0)
     lo, up = knn.bounds(digits.test.images, eps)
     bound = certified_auroc(lo, up, digits.test.labels)
-    robust = result.robust_auroc()
+    robust = result.robust_auroc
     assert bound <= robust + 1e-6 <= result.clean_auroc + 1e-6
     assert bound > 50  # at this eps the pixel kNN keeps a real guarantee on digits
     # per image, too: every attacked score is inside its bounds
@@ -137,7 +138,7 @@ def test_lipschitz_certificate_is_sound_and_looser(digits, knn):
     assert bool((lo_l <= lo_e.double() + 1e-4).all()) and bool((up_l >= up_e.double() - 1e-4).all())
     lip = certified_auroc(lo_l, up_l, digits.test.labels)
     exact = certified_auroc(lo_e, up_e, digits.test.labels)
-    assert lip <= exact <= result.robust_auroc() + 1e-6
+    assert lip <= exact <= result.robust_auroc + 1e-6
 
 
 def test_lipschitz_fallback_for_scores_without_bounds(digits):
@@ -212,7 +213,7 @@ def test_bad_inputs(digits, knn):
 
 
 def test_masking_checks_include_the_certificate_for_bounded_scores(digits, knn):
-    from radlib.evaluate import masking_checks
+    from radlib.checks import masking_checks
 
     checks = masking_checks(knn, digits.test, eps=4 / 255, steps=5, restarts=2, verbose=False)
     cert = [c for c in checks if c.name.endswith("respects the certificate")]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from matplotlib.collections import LineCollection, PathCollection
 
-from radlib.embed import ANY_STATE, EmbeddingExplorer, EmbeddingSet, collect_embeddings, fit_umap
+from radlib.embed import ANY_STATE, EmbeddingExplorer, EmbeddingSet, collect_embeddings, fit_embedding
 from radlib.models import ModelConfig, ResNet18AD
 
 
@@ -83,44 +83,44 @@ def test_collect_and_set_bad_inputs(model):
 # --------------------------------------------------------------------------------------------- 2-D map
 def test_fit_pca_deterministic_and_shapes():
     x = torch.randn(40, 6, generator=torch.Generator().manual_seed(0))
-    a, b = fit_umap(x, method="pca"), fit_umap(x.numpy(), method="pca")
+    a, b = fit_embedding(x, method="pca"), fit_embedding(x.numpy(), method="pca")
     assert a.shape == (40, 2) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     # cosine PCA ignores the length of each row
-    np.testing.assert_allclose(fit_umap(x * torch.rand(40, 1) * 5 + 0, method="pca"), a, atol=1e-4)
+    np.testing.assert_allclose(fit_embedding(x * torch.rand(40, 1) * 5 + 0, method="pca"), a, atol=1e-4)
     # euclidean PCA of points on a line: all the spread is on axis 1
     line = torch.linspace(0, 1, 10)[:, None] * torch.tensor([[1.0, 2.0, 3.0]])
-    p = fit_umap(line, method="pca", metric="euclidean")
+    p = fit_embedding(line, method="pca", metric="euclidean")
     assert np.abs(p[:, 1]).max() < 1e-5 < np.ptp(p[:, 0])
 
 
-def test_fit_umap_falls_back_to_pca_when_tiny():
+def test_fit_embedding_falls_back_to_pca_when_tiny():
     x = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
     with pytest.warns(UserWarning, match="PCA"):
-        out = fit_umap(x, n_neighbors=15)
-    np.testing.assert_array_equal(out, fit_umap(x, method="pca"))
+        out = fit_embedding(x, n_neighbors=15)
+    np.testing.assert_array_equal(out, fit_embedding(x, method="pca"))
 
 
-def test_fit_umap_bad_inputs():
+def test_fit_embedding_bad_inputs():
     with pytest.raises(ValueError):
-        fit_umap(torch.zeros(5))
+        fit_embedding(torch.zeros(5))
     with pytest.raises(ValueError):
-        fit_umap(torch.zeros(1, 4))
+        fit_embedding(torch.zeros(1, 4))
     with pytest.raises(ValueError):
-        fit_umap(torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), method="pca")
+        fit_embedding(torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), method="pca")
     with pytest.raises(ValueError):
-        fit_umap(torch.zeros(5, 2), method="tsne")
+        fit_embedding(torch.zeros(5, 2), method="tsne")
     with pytest.raises(ValueError):
-        fit_umap(torch.zeros(5, 2), metric="manhattan")
+        fit_embedding(torch.zeros(5, 2), metric="manhattan")
 
 
 @pytest.mark.slow
-def test_fit_umap_deterministic_for_a_seed():
+def test_fit_embedding_deterministic_for_a_seed():
     """UMAP proper (its first call in a process costs ~15-35 s of numba JIT on a CPU)."""
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(30, 8, generator=g) + 4, torch.randn(30, 8, generator=g) - 4])
-    a = fit_umap(x, n_neighbors=10, seed=3, n_epochs=50, metric="euclidean")
-    b = fit_umap(x, n_neighbors=10, seed=3, n_epochs=50, metric="euclidean")
+    a = fit_embedding(x, n_neighbors=10, seed=3, n_epochs=50, metric="euclidean")
+    b = fit_embedding(x, n_neighbors=10, seed=3, n_epochs=50, metric="euclidean")
     assert a.shape == (60, 2)
     np.testing.assert_array_equal(a, b)
     # two well separated blobs stay separated
@@ -196,7 +196,7 @@ def test_explorer_widget_callback_without_frontend():
 
 def test_explorer_from_set_and_bad_inputs(model):
     es = collect_embeddings(model, {"normal": _images(3, 0), "anomaly": _images(2, 1)}, state="clean")
-    ex = EmbeddingExplorer.from_set(es, fit_umap(es, method="pca"), axis_label="PCA")
+    ex = EmbeddingExplorer.from_set(es, fit_embedding(es, method="pca"), axis_label="PCA")
     assert ex.groups == ("normal", "anomaly") and ex.options == {"state": ["clean"]}
     assert ex.draw().axes[0].get_xlabel() == "PCA-1" and ex.n_shown == 5
     coords, table = _table()

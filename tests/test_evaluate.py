@@ -11,8 +11,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from radlib.data import Split
-from radlib.evaluate import (AttackSpec, Check, EvalResult, auroc, evaluate, format_eps, masking_checks, parse_eps,
-                             plot_auroc_vs_eps, plot_score_histograms, sweep_eps, sweep_steps)
+from radlib.checks import masking_checks
+from radlib.evaluate import AttackSpec, Check, EvalResult, auroc, evaluate, format_eps, parse_eps, sweep_eps, sweep_steps
+from radlib.viz import plot_auroc_vs_eps, plot_score_histograms
 
 try:
     from radlib.attacks import attack_score as _real_attack_score
@@ -211,7 +212,7 @@ def test_sweeps_and_figures():
     sw = sweep_eps(LinearScore(), x, [0, 4 / 255, "16/255", 64 / 255], steps=5, labels=y, attack_fn=ATTACK)
     assert [r.attacks[0].spec.eps for r in sw] == [0, 4 / 255, 16 / 255, 64 / 255]
     assert all(r.clean_auroc == sw[0].clean_auroc for r in sw)
-    aucs = [r.robust_auroc() for r in sw]
+    aucs = [r.robust_auroc for r in sw]
     assert aucs[0] == sw[0].clean_auroc and all(b <= a + 1e-9 for a, b in zip(aucs, aucs[1:]))
     assert aucs[-1] < 10
     st_ = sweep_steps(LinearScore(), x, [1, 4], eps=8 / 255, labels=y, attack_fn=ATTACK)
@@ -330,7 +331,7 @@ def test_non_robust_detector_collapses_under_pgd():
     y = torch.cat([torch.zeros(20), torch.ones(20)]).long()
     res = evaluate(sc, test, y, attacks=["pgd-20@8/255"], batch_size=40)
     assert res.clean_auroc > 75, res.table()
-    assert res.robust_auroc() < 20, res.table()
+    assert res.robust_auroc < 20, res.table()
 
 
 def test_bf16_precision_is_recorded_close_to_fp32_and_keeps_the_invariants():

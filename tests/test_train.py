@@ -21,7 +21,7 @@ def _images(n=12, seed=0):
 
 def _cfg(method="cobra", **kw):
     base = dict(method=method, dataset="cifar10", image_size=SIZE, epochs=1, batch_size=4, width=4,
-                attack_steps=1, warmup_epochs=0, lr=0.5, log_every=1)
+                attack_steps=1, optimizer="lars", warmup_epochs=0, lr=0.5, log_every=1)
     base.update(kw)
     return TrainConfig(**base)
 

@@ -1,6 +1,12 @@
 """Datasets for one-class anomaly detection: ``radlib.data.load(name, ...)`` and ``radlib.data.available()``.
 
 Importing this package registers every loader (each module registers itself with :func:`register`).
+
+Example:
+    >>> from radlib.data import load
+    >>> ds = load("digits", normal="0", image_size=16, seed=0)
+    >>> ds.train.images.dtype, ds.image_size, int(ds.train.labels.sum())  # uint8, 16 px, normals only
+    (torch.uint8, 16, 0)
 """
 from ._base import (ADDataset, DatasetError, Split, available, contaminate, load, register,  # noqa: F401
                     to_float)

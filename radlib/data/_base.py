@@ -18,6 +18,8 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from ..images import to_float
+
 __all__ = [
     "Split",
     "ADDataset",
@@ -32,15 +34,6 @@ __all__ = [
 
 class DatasetError(RuntimeError):
     """Raised when a dataset cannot be loaded (unknown name, missing files, corrupt image, offline)."""
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) in [0, 255] -> float32 in [0, 1] on the same device (float input is returned as is)."""
-    if images.dtype == torch.uint8:
-        return images.float().div_(255.0)
-    if not images.is_floating_point():
-        raise TypeError(f"expected uint8 or float images, got {images.dtype}")
-    return images
 
 
 @dataclass

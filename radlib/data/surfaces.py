@@ -39,9 +39,10 @@ import numbers
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ._base import ADDataset, Split, register
+from .surface_defects import DEFECT_FNS
+from .surface_textures import TEXTURES, _grid, _u
 
 __all__ = ["CATEGORIES", "DEFECTS", "DEFECT_TYPES", "generate", "load_surfaces"]
 
@@ -53,355 +54,6 @@ _MIN_SIZE, _MAX_SIZE = 32, 256
 _LUMA = (0.299, 0.587, 0.114)
 
 
-# ----------------------------------------------------------------------------------------------- helpers
-def _u(g: torch.Generator, n: int, lo: float, hi: float, *shape: int) -> torch.Tensor:
-    """Uniform float32 in [lo, hi), shape (n, *shape)."""
-    return torch.rand((n, *shape), generator=g) * (hi - lo) + lo
-
-
-def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised pixel-centre coordinates x (1, 1, S) and y (1, S, 1) in (0, 1)."""
-    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    return c.view(1, 1, size), c.view(1, size, 1)
-
-
-def _noise(g: torch.Generator, n: int, size: int, cells: int) -> torch.Tensor:
-    """Smooth value noise (n, size, size), roughly in [-1, 1], with ``cells`` random knots per side."""
-    cells = max(2, min(cells, size))
-    knots = torch.rand((n, 1, cells + 1, cells + 1), generator=g) * 2 - 1
-    return F.interpolate(knots, size=(size, size), mode="bicubic", align_corners=True)[:, 0]
-
-
-def _fbm(g: torch.Generator, n: int, size: int, cells: int, octaves: int) -> torch.Tensor:
-    """Fractal (multi-octave) value noise (n, size, size), roughly in [-1, 1]."""
-    out = torch.zeros(n, size, size)
-    amp, total = 1.0, 0.0
-    for k in range(octaves):
-        out += amp * _noise(g, n, size, cells * 2 ** k)
-        total += amp
-        amp *= 0.5
-    return out / total
-
-
-def _noise1d(g: torch.Generator, t: torch.Tensor, length: int, smooth: int = 1) -> torch.Tensor:
-    """Periodic 1-D value noise looked up at ``t`` (n, H, W) (units: table cells); output in about [-1, 1]."""
-    n = t.shape[0]
-    table = torch.rand((n, 1, length), generator=g) * 2 - 1
-    if smooth > 1:
-        k = torch.ones(1, 1, smooth) / smooth
-        table = F.conv1d(F.pad(table, (smooth // 2, (smooth - 1) // 2), mode="circular"), k)
-        table = table / table.std(dim=-1, keepdim=True).clamp_min(1e-6) * 0.5
-    table = table[:, 0]
-    flat = t.reshape(n, -1)
-    i0 = torch.floor(flat)
-    frac = flat - i0
-    frac = frac * frac * (3 - 2 * frac)
-    i0 = i0.long().remainder(length)
-    i1 = (i0 + 1).remainder(length)
-    v = torch.gather(table, 1, i0) * (1 - frac) + torch.gather(table, 1, i1) * frac
-    return v.view_as(t)
-
-
-def _rotate(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate centred coordinates by per-image angles theta (n,) -> u, v (n, H, W)."""
-    c, s = torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)
-    xc, yc = x - 0.5, y - 0.5
-    return c * xc + s * yc, -s * xc + c * yc
-
-
-def _smoothstep(t: torch.Tensor) -> torch.Tensor:
-    t = t.clamp(0, 1)
-    return t * t * (3 - 2 * t)
-
-
-def _colourise(v: torch.Tensor, dark: torch.Tensor, light: torch.Tensor) -> torch.Tensor:
-    """Map intensity v (n, H, W) in ~[0, 1] to RGB (n, 3, H, W) between per-image colours (n, 3)."""
-    v = v.unsqueeze(1)
-    return dark.view(-1, 3, 1, 1) + (light - dark).view(-1, 3, 1, 1) * v
-
-
-def _jitter_colour(g: torch.Generator, n: int, base: Sequence[float], amount: float) -> torch.Tensor:
-    """Base RGB colour (n, 3) with a shared brightness jitter and a smaller per-channel jitter."""
-    b = torch.tensor(base, dtype=torch.float32).view(1, 3)
-    return (b * (1 + _u(g, n, -amount, amount, 1)) + _u(g, n, -amount / 2, amount / 2, 3) * b).clamp(0, 1)
-
-
-# ---------------------------------------------------------------------------------------------- textures
-def _fabric(g: torch.Generator, n: int, s: int) -> torch.Tensor:
-    x, y = _grid(s)
-    theta = _u(g, n, -0.12, 0.12)
-    u, v = _rotate(x, y, theta)
-    pitch = min(16.0, s / 3.5) * _u(g, n, 0.9, 1.1).view(-1, 1, 1)  # threads per image side
-    a = u * pitch + _u(g, n, 0, 2).view(-1, 1, 1) + 0.12 * _noise(g, n, s, 4)
-    b = v * pitch + _u(g, n, 0, 2).view(-1, 1, 1) + 0.12 * _noise(g, n, s, 4)
-    fa, fb = a - torch.floor(a), b - torch.floor(b)
-    across_a, across_b = torch.sin(math.pi * fa), torch.sin(math.pi * fb)
-    warp_on_top = (torch.floor(a) + torch.floor(b)).remainder(2) < 1
-    warp = across_a.sqrt() * (0.65 + 0.35 * across_b)
-    weft = across_b.sqrt() * (0.65 + 0.35 * across_a)
-    fibres = _noise1d(g, torch.where(warp_on_top, b, a) * 6.0, 257)  # along the thread that is on top
-    val = torch.where(warp_on_top, warp, weft) * (0.9 + 0.1 * fibres) + 0.06 * _fbm(g, n, s, 4, 2)
-    warp_c = _jitter_colour(g, n, (0.30, 0.38, 0.55), 0.12)
-    weft_c = warp_c * _u(g, n, 0.85, 1.1, 1) + _u(g, n, -0.03, 0.03, 3)
-    col = torch.where(warp_on_top.unsqueeze(1), warp_c.view(-1, 3, 1, 1), weft_c.view(-1, 3, 1, 1))
-    return col * (0.35 + 0.85 * val.unsqueeze(1))
-
-
-def _metal(g: torch.Generator, n: int, s: int) -> torch.Tensor:
-    x, y = _grid(s)
-    theta = _u(g, n, -0.08, 0.08) + (torch.rand(n, generator=g) < 0.5) * (math.pi / 2)
-    u, v = _rotate(x, y, theta)
-    fine = _noise1d(g, v * (2.0 * s) + 0.05 * s * _noise(g, n, s, 3), 2 * s + 1)
-    broad = _noise1d(g, v * 24.0, 24, smooth=3)
-    mottling = _fbm(g, n, s, 3, 2)
-    centre = _u(g, n, -0.4, 0.4).view(-1, 1, 1)
-    width = _u(g, n, 0.15, 0.35).view(-1, 1, 1)
-    highlight = torch.exp(-(((u * 0.4 + v) - centre) / width) ** 2) * _u(g, n, 0.05, 0.2).view(-1, 1, 1)
-    val = 0.55 + 0.07 * fine * (1 + 0.5 * mottling) + 0.05 * broad + 0.05 * mottling + highlight
-    tint = _jitter_colour(g, n, (0.96, 0.98, 1.0), 0.08)
-    return val.unsqueeze(1) * tint.view(-1, 3, 1, 1)
-
-
-def _wood(g: torch.Generator, n: int, s: int) -> torch.Tensor:
-    x, y = _grid(s)
-    phi = _u(g, n, 0, 2 * math.pi)
-    dist = _u(g, n, 1.2, 3.0)
-    cx = (0.5 + dist * torch.cos(phi)).view(-1, 1, 1)
-    cy = (0.5 + dist * torch.sin(phi)).view(-1, 1, 1)
-    r = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2)
-    freq = min(9.0, s / 5.0) * _u(g, n, 0.8, 1.2).view(-1, 1, 1)
-    t = r * freq + 0.35 * _fbm(g, n, s, 3, 3) * freq / 6 + _u(g, n, 0, 1).view(-1, 1, 1)
-    ring = t - torch.floor(t)
-    late = _smoothstep((ring - 0.55) / 0.35) * (1 - _smoothstep((ring - 0.92) / 0.08))
-    # fine grain: streaks along the rings (1-D noise of the ring coordinate at high frequency)
-    grain = _noise1d(g, t * 12.0, 12 * 16 + 1)
-    val = 0.85 - 0.55 * late + 0.06 * grain + 0.05 * _fbm(g, n, s, 4, 2)
-    light = _jitter_colour(g, n, (0.80, 0.60, 0.40), 0.12)
-    dark = light * torch.tensor([0.55, 0.48, 0.40])
-    return _colourise(val.clamp(0, 1), dark, light)
-
-
-def _tiles(g: torch.Generator, n: int, s: int) -> torch.Tensor:
-    x, y = _grid(s)
-    theta = _u(g, n, -0.04, 0.04)
-    u, v = _rotate(x, y, theta)
-    per_side = _u(g, n, 3.2, 4.5).view(-1, 1, 1)
-    a = u * per_side + _u(g, n, 0, 1).view(-1, 1, 1)
-    b = v * per_side + _u(g, n, 0, 1).view(-1, 1, 1)
-    fa, fb = a - torch.floor(a), b - torch.floor(b)
-    # distance to the nearest tile edge in pixels
-    period_px = s / per_side
-    edge = torch.minimum(torch.minimum(fa, 1 - fa), torch.minimum(fb, 1 - fb)) * period_px
-    grout_half = torch.clamp(0.05 * period_px, min=0.6)
-    grout = 1 - _smoothstep(edge - grout_half + 0.5)
-    bevel = _smoothstep(edge / (2.5 * grout_half + 1.0))
-    ia = torch.floor(a).long().remainder(8)
-    ib = torch.floor(b).long().remainder(8)
-    shades = _u(g, n, -0.06, 0.06, 64)
-    shade = torch.gather(shades, 1, (ia * 8 + ib).reshape(n, -1)).view_as(a)
-    speckle = _noise(g, n, s, s // 2) * 0.04 + _fbm(g, n, s, 4, 2) * 0.03
-    tile_val = (0.82 + shade + speckle) * (0.9 + 0.1 * bevel)
-    tile_c = _jitter_colour(g, n, (0.90, 0.86, 0.78), 0.08)
-    grout_c = _jitter_colour(g, n, (0.45, 0.44, 0.42), 0.1)
-    tile = tile_val.unsqueeze(1) * tile_c.view(-1, 3, 1, 1)
-    grout_rgb = grout_c.view(-1, 3, 1, 1) * (1 + 0.1 * speckle.unsqueeze(1))
-    w = grout.unsqueeze(1)
-    return tile * (1 - w) + grout_rgb * w
-
-
-def _leather(g: torch.Generator, n: int, s: int) -> torch.Tensor:
-    # pebbled grain: ridged noise makes crease-like valleys between pebbles
-    pebbles = _noise(g, n, s, max(4, s // 5))
-    creases = 1 - _fbm(g, n, s, 5, 2).abs()
-    val = 0.6 + 0.16 * pebbles + 0.18 * (creases ** 3 - 0.3) + 0.05 * _fbm(g, n, s, 2, 2)
-    base = _jitter_colour(g, n, (0.66, 0.45, 0.30), 0.15)
-    return val.unsqueeze(1) * base.view(-1, 3, 1, 1)
-
-
-_TEXTURES = {"fabric": _fabric, "metal": _metal, "wood": _wood, "tiles": _tiles, "leather": _leather}
-
-
-# ----------------------------------------------------------------------------------------------- defects
-def _pixel_grid(s: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates in pixel units: X (1, 1, S), Y (1, S, 1)."""
-    c = torch.arange(s, dtype=torch.float32) + 0.5
-    return c.view(1, 1, s), c.view(1, s, 1)
-
-
-def _polyline_distance(points: torch.Tensor, s: int) -> torch.Tensor:
-    """Distance (n, S, S) in pixels from every pixel centre to a polyline; points (n, m, 2) in pixels (x, y)."""
-    X, Y = _pixel_grid(s)
-    best = None
-    for j in range(points.shape[1] - 1):  # loop over segments (a handful), batched over images and pixels
-        ax, ay = points[:, j, 0].view(-1, 1, 1), points[:, j, 1].view(-1, 1, 1)
-        dx = (points[:, j + 1, 0] - points[:, j, 0]).view(-1, 1, 1)
-        dy = (points[:, j + 1, 1] - points[:, j, 1]).view(-1, 1, 1)
-        t = (((X - ax) * dx + (Y - ay) * dy) / (dx * dx + dy * dy).clamp_min(1e-6)).clamp(0, 1)
-        d = torch.hypot(X - ax - t * dx, Y - ay - t * dy)
-        best = d if best is None else torch.minimum(best, d)
-    return best
-
-
-def _bezier(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, m: int) -> torch.Tensor:
-    """Quadratic Bezier sampled at m+1 points: (n, m+1, 2) from control points (n, 2)."""
-    t = torch.linspace(0, 1, m + 1).view(1, -1, 1)
-    return ((1 - t) ** 2) * p0[:, None] + 2 * (1 - t) * t * p1[:, None] + t * t * p2[:, None]
-
-
-def _line_alpha(dist: torch.Tensor, half_width: torch.Tensor) -> torch.Tensor:
-    """Anti-aliased coverage in [0, 1] of a line of per-image half-width (n,) given distances (n, S, S)."""
-    return (half_width.view(-1, 1, 1) + 0.5 - dist).clamp(0, 1)
-
-
-def _scratch(img: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, s, _ = img.shape
-    mid = _u(g, n, 0.25, 0.75, 2) * s
-    length = _u(g, n, 0.3, 0.6) * s
-    ang = _u(g, n, 0, math.pi)
-    d = torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-    perp = torch.stack([-d[:, 1], d[:, 0]], 1)
-    p0, p2 = mid - d * length[:, None] / 2, mid + d * length[:, None] / 2
-    p1 = mid + perp * (_u(g, n, -0.3, 0.3) * length)[:, None]
-    dist = _polyline_distance(_bezier(p0, p1, p2, 12), s)
-    half = _u(g, n, 0.3, 0.7) * max(1.0, s / 64)
-    alpha = _line_alpha(dist, half)
-    # intensity varies along the scratch (it fades in and out)
-    alpha = alpha * (0.6 + 0.4 * (_noise(g, n, s, 3) * 0.5 + 0.5))
-    sign = torch.where(torch.rand(n, generator=g) < 0.6, 1.0, -1.0).view(-1, 1, 1, 1)
-    amp = _u(g, n, 0.18, 0.3).view(-1, 1, 1, 1)
-    out = img + sign * amp * alpha.unsqueeze(1)
-    return out, alpha > 0
-
-
-def _crack(img: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, s, _ = img.shape
-    m, mb = 10, 4
-    start = _u(g, n, 0.25, 0.75, 2) * s
-    step = _u(g, n, 0.3, 0.5) * s / m
-    heading = _u(g, n, 0, 2 * math.pi)[:, None] + torch.cumsum(torch.randn((n, m), generator=g) * 0.45, 1)
-    steps = torch.stack([torch.cos(heading), torch.sin(heading)], 2) * step.view(-1, 1, 1)
-    main = torch.cat([start[:, None], start[:, None] + torch.cumsum(steps, 1)], 1)  # (n, m+1, 2)
-    k = torch.randint(2, m - 2, (n,), generator=g)
-    root = main[torch.arange(n), k]
-    side = torch.where(torch.rand(n, generator=g) < 0.5, 1.0, -1.0)
-    bh = heading[torch.arange(n), k][:, None] + side[:, None] * _u(g, n, 0.5, 1.1)[:, None] \
-        + torch.cumsum(torch.randn((n, mb), generator=g) * 0.4, 1)
-    bsteps = torch.stack([torch.cos(bh), torch.sin(bh)], 2) * (0.8 * step).view(-1, 1, 1)
-    branch = torch.cat([root[:, None], root[:, None] + torch.cumsum(bsteps, 1)], 1)
-    scale = max(1.0, s / 64)
-    a_main = _line_alpha(_polyline_distance(main, s), _u(g, n, 0.25, 0.55) * scale)
-    a_branch = _line_alpha(_polyline_distance(branch, s), _u(g, n, 0.1, 0.35) * scale)
-    alpha = torch.maximum(a_main, a_branch)
-    amp = _u(g, n, 0.45, 0.65).view(-1, 1, 1, 1)
-    out = img * (1 - amp * alpha.unsqueeze(1))
-    return out, alpha > 0
-
-
-def _hole(img: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, s, _ = img.shape
-    X, Y = _pixel_grid(s)
-    c = _u(g, n, 0.15, 0.85, 2) * s
-    dx, dy = X - c[:, 0].view(-1, 1, 1), Y - c[:, 1].view(-1, 1, 1)
-    d = torch.hypot(dx, dy)
-    ang = torch.atan2(dy, dx)
-    r = (_u(g, n, 0.035, 0.06) * s).clamp_min(1.5).view(-1, 1, 1)
-    r = r * (1 + 0.12 * torch.sin(3 * ang + _u(g, n, 0, 2 * math.pi).view(-1, 1, 1)))
-    rim = 0.4 * r
-    pit = (r + 0.5 - d).clamp(0, 1)  # anti-aliased pit coverage
-    light_dir = _u(g, n, 0, 2 * math.pi).view(-1, 1, 1)
-    # inside: dark, deepest in the centre, lit on the side facing away from the light
-    shade = 0.22 + 0.25 * (d / r).clamp(0, 1) ** 2 + 0.1 * torch.cos(ang - light_dir) * (d / r).clamp(0, 1)
-    rim_w = torch.sin(math.pi * ((d - r) / rim).clamp(0, 1)) * (d > r) * (d < r + rim)
-    rim_gain = 1 + _u(g, n, 0.1, 0.2).view(-1, 1, 1) * rim_w * (0.6 - 0.4 * torch.cos(ang - light_dir))
-    factor = (1 - pit) * rim_gain + pit * shade
-    out = img * factor.unsqueeze(1)
-    return out, (d < r + rim) | (pit > 0)
-
-
-def _blob(g: torch.Generator, n: int, s: int, rx: torch.Tensor, ry: torch.Tensor, roughness: float,
-          margin: float = 0.2) -> torch.Tensor:
-    """Normalised radius (n, S, S) of a rotated noisy ellipse: < 1 inside. rx, ry (n,) in pixels."""
-    X, Y = _pixel_grid(s)
-    c = _u(g, n, margin, 1 - margin, 2) * s
-    th = _u(g, n, 0, math.pi).view(-1, 1, 1)
-    dx, dy = X - c[:, 0].view(-1, 1, 1), Y - c[:, 1].view(-1, 1, 1)
-    u = (torch.cos(th) * dx + torch.sin(th) * dy) / rx.view(-1, 1, 1)
-    v = (-torch.sin(th) * dx + torch.cos(th) * dy) / ry.view(-1, 1, 1)
-    return torch.sqrt(u * u + v * v) + roughness * _noise(g, n, s, 6)
-
-
-def _stain(img: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, s, _ = img.shape
-    rx = _u(g, n, 0.08, 0.14) * s
-    ry = rx * _u(g, n, 0.5, 1.0)
-    rn = _blob(g, n, s, rx, ry, 0.25)
-    w = _smoothstep((1 - rn) / 0.45)
-    # slightly darker "coffee ring" at the boundary
-    w = w + 0.4 * _smoothstep((1 - rn) / 0.15) * (1 - _smoothstep((1 - rn) / 0.45))
-    mean = img.mean(dim=(2, 3), keepdim=True)
-    tint = torch.stack([torch.ones(n), _u(g, n, 0.8, 0.95), _u(g, n, 0.55, 0.8)], 1).view(-1, 3, 1, 1)
-    colour = mean * _u(g, n, 0.5, 0.75).view(-1, 1, 1, 1) * tint
-    strength = _u(g, n, 0.4, 0.6).view(-1, 1, 1, 1)
-    a = (strength * w.unsqueeze(1)).clamp(0, 1)
-    out = img * (1 - a) + colour * a
-    return out, rn < 1
-
-
-def _fray(img: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, s, _ = img.shape
-    rx = _u(g, n, 0.1, 0.17) * s
-    ry = rx * _u(g, n, 0.3, 0.55)
-    rn = _blob(g, n, s, rx, ry, 0.2)
-    w = _smoothstep((1 - rn) / 0.3)
-    k = max(3, (s // 8) | 1)
-    # separable box blur (two 1-D passes): the local mean, i.e. the surface with its pattern removed
-    local_mean = F.avg_pool2d(F.pad(img, (k // 2, k // 2, 0, 0), mode="replicate"), (1, k), stride=1)
-    local_mean = F.avg_pool2d(F.pad(local_mean, (0, 0, k // 2, k // 2), mode="replicate"), (k, 1), stride=1)
-    loose = _noise1d(g, _rotate(*_grid(s), _u(g, n, 0, math.pi))[1] * s * 0.8, s + 1)  # loose fibres
-    repl = local_mean * _u(g, n, 0.75, 0.9).view(-1, 1, 1, 1) * (1 + 0.08 * loose.unsqueeze(1))
-    a = w.unsqueeze(1)
-    return img * (1 - a) + repl * a, rn < 1
-
-
-_FOREIGN = torch.tensor([[0.08, 0.08, 0.08], [0.75, 0.38, 0.10], [0.15, 0.50, 0.20], [0.15, 0.25, 0.75],
-                         [0.97, 0.96, 0.90], [0.70, 0.10, 0.10]])
-
-
-def _contamination(img: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, s, _ = img.shape
-    X, Y = _pixel_grid(s)
-    c = _u(g, n, 0.2, 0.8, 2) * s
-    p = 3
-    offs = torch.randn((n, p, 2), generator=g) * 0.05 * s
-    offs[:, 0] = 0
-    centres = c[:, None] + offs
-    radii = (_u(g, n, 0.012, 0.03, p) * s).clamp_min(0.9)
-    count = torch.randint(1, p + 1, (n,), generator=g)
-    radii = torch.where(torch.arange(p)[None] < count[:, None], radii, torch.full_like(radii, -2.0))
-    alpha = torch.zeros(n, s, s)
-    for j in range(p):  # a handful of particles, batched over images
-        d = torch.hypot(X - centres[:, j, 0].view(-1, 1, 1), Y - centres[:, j, 1].view(-1, 1, 1))
-        alpha = torch.maximum(alpha, (radii[:, j].view(-1, 1, 1) + 0.5 - d).clamp(0, 1))
-    # an optional short curved fibre starting near the cluster
-    has_fibre = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1)
-    length = _u(g, n, 0.1, 0.2) * s
-    ang = _u(g, n, 0, 2 * math.pi)
-    dvec = torch.stack([torch.cos(ang), torch.sin(ang)], 1)
-    p0 = c + torch.randn((n, 2), generator=g) * 0.03 * s
-    p2 = p0 + dvec * length[:, None]
-    p1 = (p0 + p2) / 2 + torch.stack([-dvec[:, 1], dvec[:, 0]], 1) * (_u(g, n, -0.4, 0.4) * length)[:, None]
-    fibre = _line_alpha(_polyline_distance(_bezier(p0, p1, p2, 6), s), _u(g, n, 0.2, 0.4) * max(1.0, s / 64))
-    alpha = torch.maximum(alpha, fibre * has_fibre)
-    colour = _FOREIGN[torch.randint(0, len(_FOREIGN), (n,), generator=g)].view(-1, 3, 1, 1)
-    opacity = _u(g, n, 0.75, 0.95).view(-1, 1, 1, 1)
-    a = alpha.unsqueeze(1) * opacity
-    return img * (1 - a) + colour * a, alpha > 0
-
-
-_DEFECT_FNS = {"scratch": _scratch, "crack": _crack, "hole": _hole, "stain": _stain, "fray": _fray,
-               "contamination": _contamination}
-
-
 # ------------------------------------------------------------------------------------------- public API
 def _check_size(image_size: int) -> int:
     if (isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral)
@@ -411,7 +63,7 @@ def _check_size(image_size: int) -> int:
 
 
 def _check_category(category: str) -> str:
-    if category not in _TEXTURES:
+    if category not in TEXTURES:
         raise ValueError(f"unknown surfaces category {category!r}; valid categories: {', '.join(CATEGORIES)}")
     return category
 
@@ -473,7 +125,7 @@ def generate(category: str, n: int, image_size: int, *,
     n = int(n)
     idx = _defect_indices(defects, n)
     s, g = image_size, generator
-    base = _TEXTURES[category](g, n, s)  # (n, 3, S, S) float32
+    base = TEXTURES[category](g, n, s)  # (n, 3, S, S) float32
     img = base.clone()
     mask = torch.zeros(n, 1, s, s, dtype=torch.bool)
     for k, name in enumerate(DEFECTS, start=1):  # loop over defect types, batched over their images
@@ -481,7 +133,7 @@ def generate(category: str, n: int, image_size: int, *,
         if rows.numel() == 0:
             continue
         sub = base[rows]
-        new, m = _DEFECT_FNS[name](sub, g)
+        new, m = DEFECT_FNS[name](sub, g)
         m = m.unsqueeze(1)
         img[rows] = torch.where(m, new, sub)
         mask[rows] = m

@@ -1,50 +1,40 @@
-"""Adversarial attacks in pixel space: one PGD engine, APGD, attacks on an anomaly score, interop.
+"""The one PGD engine: projected gradient ascent/descent (L-inf / L2, random start, best-of-restarts) and APGD.
 
 Everything here works on float images ``x`` of shape (N, C, H, W) (any (N, ...) works) with values in the
 ``clamp`` range ([0, 1] by default); ``eps`` and step sizes are in the same pixel units (``8/255`` ...).
-The model's normalisation lives inside the model (see DESIGN.md), so nothing here normalises.
-
-- :func:`pgd` -- projected gradient ascent/descent (Madry et al. 2018) on any differentiable loss; L-inf or
-  L2, random start, per-sample best-of-``restarts``. It is the single engine behind the COBRA training attacks
-  (ATPT / ATNT / RTP are thin closures over it) and the evaluation attacks on the anomaly score.
-- :func:`apgd` -- Auto-PGD (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an
-  ensemble of diverse parameter-free attacks"), the step-size-free PGD inside AutoAttack.
-- :func:`attack_score` -- in-attack (normals, label 0: push the score up) and out-attack (anomalies, label 1:
-  push it down) on an anomaly score, as one attack with a per-sample sign.
-- :class:`ScoreAsLogits` -- turns a score into 2-class logits so that untargeted attacks of other libraries
-  (torchattacks, ART, AutoAttack) perform exactly the in/out attacks.
-- :func:`random_noise` -- same-norm random perturbation, the baseline any attack must beat.
-
-Model mode is the caller's business: the attacks only differentiate w.r.t. the input
-(``torch.autograd.grad(loss, x_adv)``), never touch ``requires_grad`` of parameters and never accumulate
-``.grad`` of weights. COBRA attacks the model in **eval** mode (BatchNorm running statistics), both during
-training (ATPT/ATNT/RTP) and at test time; put the model in eval mode before calling. Gradients are enabled
-inside the attacks, so they also work when called under ``torch.no_grad()``.
-
-There are no host synchronisations (``.item()``, boolean indexing) inside the step loops; input validation
-(value range, labels) syncs once per call, before the loop.
+Model mode is the caller's business: the attacks differentiate w.r.t. the input only.
 """
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 import numbers
 from collections.abc import Callable
 from typing import Literal
 
 import torch
-from torch import Tensor, nn
-import torch.nn.functional as F
+from torch import Tensor
 
-__all__ = ["pgd", "apgd", "attack_score", "ScoreAsLogits", "random_noise", "atpt", "atnt", "rtp",
-           "random_chunk_cycle"]
+__all__ = ["pgd", "apgd", "step_size", "NORMS", "MODES", "METHODS"]
 
 Norm = Literal["linf", "l2"]
-_NORMS = ("linf", "l2")
-_MODES = ("both", "in", "out")
-_METHODS = ("pgd", "apgd")
+#: the norms, in/out modes and score-attack methods every attack and :class:`radlib.specs.AttackSpec` accept
+NORMS = ("linf", "l2")
+MODES = ("both", "in", "out")
+METHODS = ("pgd", "apgd")
+_NORMS = NORMS
 _TINY = 1e-12
+
+
+def step_size(eps: float, steps: int, alpha: float | None = None) -> float:
+    """The PGD step size: ``alpha`` when given, else ``2.5 * eps / steps`` (Madry et al.; the COBRA setting),
+    0 for 0 steps. The one place this rule lives (the attacks, :class:`~radlib.specs.AttackSpec`, the protocol).
+
+    >>> step_size(8 / 255, 10) == 2.5 * (8 / 255) / 10, step_size(0.1, 0), step_size(0.1, 5, alpha=0.01)
+    (True, 0.0, 0.01)
+    """
+    if alpha is not None:
+        return alpha
+    return 2.5 * eps / steps if steps > 0 else 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -228,7 +218,7 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, steps: in
         raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}")
     if eps == 0:
         return x.detach().clone()
-    step = alpha if alpha is not None else (2.5 * eps / steps if steps > 0 else 0.0)
+    step = step_size(eps, steps, alpha)
     lo, hi = clamp
     sign = 1.0 if maximize else -1.0
 
@@ -345,236 +335,3 @@ def apgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, steps: i
     x_best, _ = _apgd_run(loss_fn, x.detach(), delta0, eps=eps, steps=steps, norm=norm,
                           sign=1.0 if maximize else -1.0, rho=rho, lo=clamp[0], hi=clamp[1])
     return x_best
-
-
-# ----------------------------------------------------------------------------------------------------------
-# attacks on an anomaly score
-# ----------------------------------------------------------------------------------------------------------
-def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor, *, eps: float, steps: int = 10,
-                 method: Literal["pgd", "apgd"] = "pgd", mode: Literal["both", "in", "out"] = "both",
-                 norm: Literal["linf", "l2"] = "linf", alpha: float | None = None, restarts: int = 1,
-                 generator: torch.Generator | None = None) -> Tensor:
-    """In/out attacks on an anomaly score (higher = more anomalous), as one attack with a per-sample sign.
-
-    In-attack: normals (label 0) are pushed *up* (made to look anomalous); out-attack: anomalies (label 1)
-    are pushed *down*. Both are one maximisation of ``sign * score`` with sign = +1 for label 0 and -1 for
-    label 1, so a mixed batch costs one forward/backward per step. ``mode="in"`` / ``"out"`` attacks only that
-    group; the other samples are returned unchanged.
-
-    Args:
-        score_fn: images (n, C, H, W) -> scores (n,), differentiable w.r.t. the images (model in eval mode).
-        x: float (N, C, H, W) images in [0, 1].
-        labels: (N,) integer/bool labels, 0 = normal, 1 = anomaly, on any device.
-        eps, steps, norm, alpha: as in :func:`pgd` (alpha is ignored by APGD, which has no step size).
-        method: ``"pgd"`` (random start, Madry step size) or ``"apgd"``.
-        restarts: per sample, the best of ``restarts`` runs (each from a fresh random start).
-        generator: source of the random starts. All starts are drawn up front for the whole batch, so the
-            result of a sample does not depend on ``mode``.
-
-    The score is always called on the whole batch ``x``, also for ``mode="in"``/``"out"``: the rows that are
-    not attacked stay at their clean values (zero start, zero step) and are returned unchanged. A score whose
-    seeded draws depend on a row's position (the ensemble score's pseudo-anomalies) is thus attacked exactly
-    as it is evaluated; split a large test set into batches *outside* (as :func:`radlib.evaluate.evaluate`
-    does, with the same partition for the clean and the attacked scores).
-
-    Returns:
-        x_adv (N, C, H, W), detached, same dtype/device as x.
-    """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    _check_common(x, eps, norm, (0.0, 1.0), steps)
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
-    if alpha is not None and (not math.isfinite(alpha) or alpha < 0):
-        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}")
-    if not isinstance(labels, Tensor) or labels.shape != (x.shape[0],):
-        raise ValueError(f"labels must be a tensor of shape ({x.shape[0]},), got "
-                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
-    labels = labels.to(x.device).long()
-    if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
-        raise ValueError("labels must be 0 (normal) or 1 (anomaly)")
-    x = x.detach()
-    out = x.clone()
-    if eps == 0 or x.shape[0] == 0:
-        return out
-
-    # one draw per restart for the whole batch (independent of mode); rows not attacked start at x and get a
-    # zero step (sign 0), so the score is always called on the full batch, exactly as it is reported
-    sphere = method == "apgd"
-    sign_all = 1.0 - 2.0 * labels.to(x.dtype)  # +1 normal (push up), -1 anomaly (push down)
-    if mode != "both":
-        sign_all = sign_all * (labels == (0 if mode == "in" else 1)).to(x.dtype)
-    keep = _view(sign_all == 0, x)
-    starts = [torch.where(keep, 0.0, _draw_unit(x.shape, norm, generator, x.device, sphere=sphere))
-              for _ in range(restarts)]
-    step = alpha if alpha is not None else (2.5 * eps / steps if steps > 0 else 0.0)
-
-    def loss_fn(xa: Tensor) -> Tensor:
-        return sign_all * _per_sample(score_fn(xa), xa.shape[0], "score_fn")
-
-    def run(r: int) -> Tensor:
-        if method == "pgd":
-            return _pgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, alpha=step, norm=norm,
-                            sign=1.0, lo=0.0, hi=1.0, per_sample=True)
-        return _apgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, norm=norm, sign=1.0, rho=0.75,
-                         lo=0.0, hi=1.0)[0]
-
-    return torch.where(keep, x, _best_of(loss_fn, x, run, restarts, maximize=True))
-
-
-class ScoreAsLogits(nn.Module):
-    """Wrap an anomaly score as 2-class logits ``[-s/2, s/2]`` (class 0 = normal, class 1 = anomaly).
-
-    Derivation: with logits (-s/2, s/2) the softmax gives p(anomaly) = e^{s/2} / (e^{-s/2} + e^{s/2})
-    = sigmoid(s), so the cross-entropy of the true label is
-        label 0 (normal):  CE = -log(1 - sigmoid(s)) = softplus(s),   d CE / d x = sigmoid(s) * ds/dx,
-        label 1 (anomaly): CE = -log(sigmoid(s))     = softplus(-s),  d CE / d x = -sigmoid(-s) * ds/dx.
-    softplus is increasing, so an untargeted attack (maximise CE of the true label; torchattacks, ART,
-    AutoAttack) raises the score of normals (in-attack) and lowers that of anomalies (out-attack). The CE
-    gradient is a positive multiple of +-ds/dx, so sign(grad) (L-inf) and grad/||grad|| (L2) -- hence PGD
-    iterates -- are the same as those of :func:`attack_score` (up to float rounding; where sigmoid(+-s)
-    underflows, i.e. |s| > ~88 in float32 on the already-"won" side, the CE gradient vanishes: rescale s).
-    The argmax prediction is "anomaly" iff s > 0, which is meaningless for AUROC: evaluate with the score.
-
-    Args:
-        score_fn: images (n, C, H, W) -> scores (n,). An ``nn.Module`` is registered as a submodule (so
-            ``.to()``/``.eval()`` reach it); a plain callable is stored as is.
-        device: for a plain callable, where to put an empty placeholder parameter, because some libraries
-            (torchattacks) read the device from ``next(model.parameters())``. Ignored for modules that
-            already have parameters.
-    """
-
-    def __init__(self, score_fn: Callable[[Tensor], Tensor], device: str | torch.device | None = None) -> None:
-        super().__init__()
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
-        self.score_fn = score_fn
-        has_params = isinstance(score_fn, nn.Module) and any(True for _ in score_fn.parameters())
-        if not has_params:
-            self._device_anchor = nn.Parameter(torch.empty(0, device=device), requires_grad=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(n, C, H, W) images -> (n, 2) logits ``[-s/2, s/2]``."""
-        s = _per_sample(self.score_fn(x), x.shape[0], "score_fn")
-        if s.ndim == 0:
-            raise ValueError("score_fn must return one score per image, shape (n,)")
-        half = s / 2
-        return torch.stack([-half, half], dim=1)
-
-
-def random_noise(x: Tensor, eps: float, norm: Literal["linf", "l2"] = "linf",
-                 generator: torch.Generator | None = None) -> Tensor:
-    """Random perturbation with the full budget, clamped to [0, 1]: the baseline an attack must beat.
-
-    L-inf: ``x + eps * s`` with independent random signs s (every pixel at the ball's boundary, |d|_inf = eps);
-    L2: ``x + eps * u`` with u a uniform random unit direction per sample (||d||_2 = eps). Then clamped to
-    [0, 1], which can only shrink the perturbation.
-
-    Args:
-        x: float (N, C, H, W) in [0, 1]. eps: >= 0 pixel units. norm: "linf" or "l2".
-        generator: source of randomness (may live on another device than x).
-
-    Returns:
-        Perturbed images, same shape/dtype/device as x.
-    """
-    _check_common(x, eps, norm, (0.0, 1.0))
-    if eps == 0:
-        return x.detach().clone()
-    gdev = generator.device if generator is not None else x.device
-    if norm == "linf":
-        d = torch.randint(0, 2, x.shape, generator=generator, device=gdev).float() * 2 - 1
-    else:
-        d = torch.randn(x.shape, generator=generator, device=gdev)
-        d = d / _view(_l2(d) + _TINY, d)
-    return (x.detach() + eps * d.to(device=x.device, dtype=x.dtype)).clamp(0.0, 1.0)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# COBRA's three training attacks: thin closures over the same `pgd` engine.
-# Each takes the model *in the caller's mode* (COBRA attacks in eval mode, as the official code) and returns
-# detached adversarial images in the eps-ball around the input, clamped to [0, 1].
-# ---------------------------------------------------------------------------------------------------------------
-
-def _proj(model: nn.Module, x: Tensor) -> Tensor:
-    return model(x).projection.float()
-
-
-def atpt(model: nn.Module, v1: Tensor, v2: Tensor, *, eps: float, steps: int = 10, alpha: float | None = None,
-         norm: Literal["linf", "l2"] = "linf", temperature: float = 0.5,
-         generator: torch.Generator | None = None) -> Tensor:
-    """ATPT: perturb view ``v1`` to *maximise* NT-Xent(v1', v2) (push each image away from its positive).
-
-    v1, v2: (M, C, H, W) in [0, 1], two views of the same chunk-major batch. Returns v1' (M, C, H, W).
-    """
-    from .losses import nt_xent
-    with torch.no_grad():
-        z2 = _proj(model, v2)
-    return pgd(lambda a: nt_xent(torch.cat([_proj(model, a), z2]), n_views=2, temperature=temperature), v1,
-               eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=True, generator=generator)
-
-
-def random_chunk_cycle(K: int, generator: torch.Generator | None = None,
-                       device: torch.device | str = "cpu") -> Tensor:
-    """A uniformly random cyclic permutation pi of range(K) (one K-cycle, so pi(k) != k for every k), as an
-    int64 tensor (K,) on ``device``: chunk k is paired with chunk pi[k].
-
-    Sattolo's shuffle draws exactly this distribution (each of the (K-1)! K-cycles with equal probability),
-    as the official ATNT code does per batch. Here the (K-1)! cycles are enumerated once and one index is drawn
-    from ``generator`` on its device: no host sync. K=2 always gives (1, 0).
-    """
-    if not isinstance(K, int) or K < 2:
-        raise ValueError(f"K must be an int >= 2, got {K!r}")
-    table = _cycles(K)
-    gdev = generator.device if generator is not None else torch.device(device)
-    pick = torch.randint(table.shape[0], (1,), generator=generator, device=gdev)
-    return table.to(gdev)[pick].squeeze(0).to(device)
-
-
-@functools.lru_cache(maxsize=8)
-def _cycles(K: int) -> Tensor:
-    rows = []
-    for order in itertools.permutations(range(1, K)):  # cycle 0 -> order[0] -> ... -> order[-1] -> 0
-        perm = [0] * K
-        seq = (0, *order)
-        for a, b in zip(seq, seq[1:] + (0,)):
-            perm[a] = b
-        rows.append(perm)
-    return torch.tensor(rows, dtype=torch.long)
-
-
-def atnt(model: nn.Module, v2: Tensor, K: int, *, eps: float, steps: int = 10, alpha: float | None = None,
-         norm: Literal["linf", "l2"] = "linf", temperature: float = 0.5,
-         generator: torch.Generator | None = None, perm: Tensor | None = None) -> Tensor:
-    """ATNT: perturb ``v2`` to *minimise* NT-Xent(v2', pi(v2)), pi a random cyclic permutation of the K chunks.
-
-    Each image is pulled toward a differently-transformed copy of itself (for K=2: a normal toward its own
-    pseudo-anomaly and vice versa); the trainer then treats v2' as a *positive* of v2, so the encoder learns
-    to resist exactly the inter-group direction. As the official code, pi is drawn anew on every call
-    (:func:`random_chunk_cycle`, from ``generator``, before the random start), so over training each chunk is
-    pulled toward every other chunk; ``perm`` (K,) fixes it instead. v2: (K*N, C, H, W) chunk-major.
-    Returns v2'.
-    """
-    from .losses import nt_xent
-    if K < 2 or v2.shape[0] % K:
-        raise ValueError(f"atnt needs K >= 2 chunks dividing the batch, got K={K}, batch {v2.shape[0]}")
-    n = v2.shape[0] // K
-    if perm is None:
-        pi = random_chunk_cycle(K, generator, v2.device)
-    else:  # a caller's choice: checked once (a host sync the drawn cycle does not need)
-        pi = torch.as_tensor(perm, device=v2.device).long()
-        if pi.shape != (K,) or sorted(pi.tolist()) != list(range(K)) or any(a == b for a, b in enumerate(pi.tolist())):
-            raise ValueError(f"perm must be a permutation of range({K}) without fixed points, got {pi.tolist()}")
-    rows = (pi[:, None] * n + torch.arange(n, device=v2.device)).reshape(-1)  # row k*n+i -> pi(k)*n+i
-    with torch.no_grad():
-        target = _proj(model, v2[rows])
-    return pgd(lambda a: nt_xent(torch.cat([_proj(model, a), target]), n_views=2, temperature=temperature), v2,
-               eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=False, generator=generator)
-
-
-def rtp(model: nn.Module, x: Tensor, labels: Tensor, *, eps: float, steps: int = 10, alpha: float | None = None,
-        norm: Literal["linf", "l2"] = "linf", generator: torch.Generator | None = None) -> Tensor:
-    """RTP: perturb ``x`` to *maximise* the K-way head's cross-entropy on the true transform labels (M,)."""
-    return pgd(lambda a: F.cross_entropy(model(a).logits.float(), labels, reduction="none"), x,
-               eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=True, generator=generator)

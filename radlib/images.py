@@ -1,0 +1,56 @@
+"""The one image validator and the one uint8 -> float conversion, shared by every module that takes images.
+
+Images are tensors (N, C, H, W): uint8 in [0, 255] as stored, float32 in [0, 1] inside the models, scores
+and attacks. The [0, 1] range is *not* checked here (it would cost a device sync on every call); the attacks
+check it once per call, where a wrong range would silently change the result.
+
+Example:
+    >>> import torch
+    >>> from radlib.images import check_images, to_float
+    >>> to_float(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8)).max().item()
+    1.0
+    >>> check_images(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), uint8="convert").dtype
+    torch.float32
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+__all__ = ["to_float", "check_images"]
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) in [0, 255] -> float32 in [0, 1] on the same device (float input is returned as is)."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    if not images.is_floating_point():
+        raise TypeError(f"expected uint8 or float images, got {images.dtype}")
+    return images
+
+
+def check_images(x: torch.Tensor, name: str = "x", *, uint8: Literal["reject", "convert"] = "reject",
+                 allow_empty: bool = True) -> torch.Tensor:
+    """Validate images (N, C, H, W) and return them as float.
+
+    Args:
+        x: the images. name: how the error messages call them.
+        uint8: ``"reject"`` (pixel-space ops: augmentations and pseudo-anomalies take float in [0, 1] and say how
+            to convert) or ``"convert"`` (scores: uint8 is converted with :func:`to_float`).
+        allow_empty: False raises on N = 0 (a score or a certificate of nothing is a mistake).
+    Raises:
+        TypeError: not a tensor, or an integer dtype that is not accepted. ValueError: not 4-D, or empty.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be images (N, C, H, W), got {x.ndim} dims {tuple(x.shape)}")
+    if not allow_empty and x.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if x.dtype == torch.uint8 and uint8 == "convert":
+        return to_float(x)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype} "
+                        f"(convert uint8 images with radlib.data.to_float)")
+    return x

@@ -1,0 +1,157 @@
+"""One attack on the score as plain data: :class:`AttackSpec`, its short string form and its protocol line.
+
+Example:
+    >>> from radlib.specs import AttackSpec
+    >>> spec = AttackSpec.from_string("pgd-20@4/255,mode=in")
+    >>> spec.steps, spec.mode, spec.short()
+    (20, 'in', 'pgd-20@4/255,mode=in')
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .attacks import METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, step_size
+from .metrics import format_eps, parse_eps
+
+__all__ = ["AttackSpec", "as_spec", "ATTACKED"]
+
+ATTACKED = {"both": "normals pushed up (in) + anomalies pushed down (out)",
+             "in": "normals pushed up (in-attack); anomalies clean",
+             "out": "anomalies pushed down (out-attack); normals clean"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackSpec:
+    """One attack on the score, as plain data.
+
+    Attributes:
+        name: label used in tables (default: the short form, e.g. ``"pgd-100@8/255"``).
+        method: ``"pgd"`` or ``"apgd"``.
+        mode: ``"both"`` (in + out), ``"in"`` (normals only) or ``"out"`` (anomalies only).
+        norm: ``"linf"`` or ``"l2"``.
+        eps: radius in pixel units (a string like ``"8/255"`` is accepted and parsed).
+        steps: attack iterations (>= 1; 0 only with eps 0, the identity "attack").
+        alpha: PGD step size; None = :func:`radlib.attacks.step_size` (``2.5 * eps / steps``). Ignored by APGD.
+        restarts: random restarts (best per sample is kept).
+        seed: seed of the random starts; None = the ``seed`` given to :func:`evaluate`.
+    """
+
+    name: str = ""
+    method: Literal["pgd", "apgd"] = "pgd"
+    mode: Literal["both", "in", "out"] = "both"
+    norm: Literal["linf", "l2"] = "linf"
+    eps: float = 8 / 255
+    steps: int = 10
+    alpha: float | None = None
+    restarts: int = 1
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eps", parse_eps(self.eps))
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
+        if self.mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
+        if self.norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < (0 if self.eps == 0 else 1):
+            raise ValueError(f"steps must be an int >= 1, got {self.steps!r} (0 steps is random noise, not an "
+                             f"attack: use radlib.attacks.random_noise for that)")
+        if self.norm == "linf" and self.eps > 1:
+            raise ValueError(f"eps {self.eps:g} is larger than the whole [0, 1] pixel range (L-inf): did you mean "
+                             f"{self.eps:g}/255?")
+        if not isinstance(self.restarts, int) or isinstance(self.restarts, bool) or self.restarts < 1:
+            raise ValueError(f"restarts must be an int >= 1, got {self.restarts!r}")
+        if self.alpha is not None:
+            a = parse_eps(self.alpha)
+            object.__setattr__(self, "alpha", a)
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {type(self.name).__name__}")
+        if not self.name:
+            object.__setattr__(self, "name", self.short())
+
+    @property
+    def alpha_effective(self) -> float | None:
+        """The PGD step size actually used (None for APGD, which adapts its own)."""
+        if self.method == "apgd":
+            return None
+        return step_size(self.eps, self.steps, self.alpha)
+
+    def short(self) -> str:
+        """Round-trippable short form, e.g. ``"pgd-100@8/255"`` or ``"apgd-50@0.5,norm=l2,mode=in"``."""
+        s = f"{self.method}-{self.steps}@{format_eps(self.eps)}"
+        opts = []
+        if self.mode != "both":
+            opts.append(f"mode={self.mode}")
+        if self.norm != "linf":
+            opts.append(f"norm={self.norm}")
+        if self.alpha is not None:
+            opts.append(f"alpha={format_eps(self.alpha)}")
+        if self.restarts != 1:
+            opts.append(f"restarts={self.restarts}")
+        if self.seed is not None:
+            opts.append(f"seed={self.seed}")
+        return ",".join([s, *opts])
+
+    def describe(self) -> str:
+        """One human line, e.g. ``"PGD-100, L-inf eps=8/255, alpha=2.5*eps/steps (0.000784), 1 restart, ..."``."""
+        norm = "L-inf" if self.norm == "linf" else "L2"
+        if self.method == "apgd":
+            step = "adaptive step (APGD)"
+        elif self.alpha is None:
+            step = f"alpha=2.5*eps/steps ({self.alpha_effective:.4g})"
+        else:
+            step = f"alpha={format_eps(self.alpha)}"
+        rs = f"{self.restarts} restart" + ("s" if self.restarts != 1 else "")
+        seed = "evaluate's seed" if self.seed is None else str(self.seed)
+        return (f"{self.method.upper()}-{self.steps}, {norm} eps={format_eps(self.eps)}, {step}, {rs}, "
+                f"attacked: {ATTACKED[self.mode]}, seed={seed}")
+
+    @classmethod
+    def from_string(cls, text: str) -> "AttackSpec":
+        """Parse ``"<method>-<steps>@<eps>[,key=value...]"``, e.g. ``"pgd-100@8/255"``,
+        ``"apgd-100@8/255,mode=in,restarts=3"``. Keys: mode, norm, alpha, restarts, seed, name."""
+        if not isinstance(text, str):
+            raise TypeError(f"attack spec must be a string, got {type(text).__name__}")
+        m = re.fullmatch(r"\s*([A-Za-z]+)-(\d+)@([^,\s]+)\s*((?:,\s*[A-Za-z_]+\s*=\s*[^,]+)*)\s*", text)
+        if m is None:
+            raise ValueError(f"cannot parse attack spec {text!r}: expected e.g. 'pgd-100@8/255' or "
+                             f"'apgd-50@8/255,mode=in,restarts=3'")
+        kwargs: dict[str, Any] = {"method": m.group(1).lower(), "steps": int(m.group(2)), "eps": m.group(3)}
+        for part in filter(None, (p.strip() for p in m.group(4).split(","))):
+            key, value = (t.strip() for t in part.split("=", 1))
+            key = key.lower()
+            if key in ("mode", "norm", "name"):
+                kwargs[key] = value if key == "name" else value.lower()
+            elif key == "alpha":
+                kwargs[key] = value
+            elif key in ("restarts", "seed"):
+                try:
+                    kwargs[key] = int(value)
+                except ValueError as e:
+                    raise ValueError(f"{key} must be an int in attack spec {text!r}, got {value!r}") from e
+            else:
+                raise ValueError(f"unknown key {key!r} in attack spec {text!r} "
+                                 f"(known: mode, norm, alpha, restarts, seed, name)")
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "AttackSpec":
+        """A copy with some fields changed; the default name is recomputed unless given."""
+        base = dataclasses.asdict(self)
+        if base["name"] == self.short() and "name" not in changes:
+            base["name"] = ""
+        base.update(changes)
+        return AttackSpec(**base)
+
+
+def as_spec(a: AttackSpec | str) -> AttackSpec:
+    if isinstance(a, AttackSpec):
+        return a
+    if isinstance(a, str):
+        return AttackSpec.from_string(a)
+    raise TypeError(f"attacks must be AttackSpec objects or strings like 'pgd-10@8/255', got {type(a).__name__}")
