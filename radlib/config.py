@@ -22,8 +22,6 @@ PROFILE_FIELDS: dict[str, str] = {
 }
 
 
-
-
 @dataclass
 class TrainConfig:
     """Everything a run needs, as plain data (stored in every checkpoint).

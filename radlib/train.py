@@ -37,7 +37,8 @@ from .models import ResNet18AD, build_model
 from .optim import build_optimizer, warmup_cosine
 from .pseudo_anomaly import Policy
 
-__all__ = ["METHODS", "PROFILE_FIELDS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained", "training_views"]
+__all__ = ["METHODS", "PROFILE_FIELDS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained",
+           "training_views"]
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the term, epoch and step."""
