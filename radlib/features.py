@@ -63,11 +63,7 @@ def model_features(model: nn.Module | Callable[[torch.Tensor], Any], images: tor
     """
     if feature not in ("features", "projection", "logits"):
         raise ValueError(f"feature must be 'features', 'projection' or 'logits', got {feature!r}")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not (images.dtype == torch.uint8
-                                                                        or images.is_floating_point()):
-        check_images(images, "images", uint8="convert", allow_empty=False)  # raises the one clear error
-    if images.shape[0] == 0:
-        raise ValueError("images is empty")
+    check_images(images, "images", uint8="accept", allow_empty=False)  # converted batch by batch below
     step = images.shape[0] if batch_size is None else batch_size
     if not isinstance(step, int) or isinstance(step, bool) or step < 1:
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")

@@ -30,14 +30,15 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def check_images(x: torch.Tensor, name: str = "x", *, uint8: Literal["reject", "convert"] = "reject",
+def check_images(x: torch.Tensor, name: str = "x", *, uint8: Literal["reject", "convert", "accept"] = "reject",
                  allow_empty: bool = True) -> torch.Tensor:
-    """Validate images (N, C, H, W) and return them as float.
+    """Validate images (N, C, H, W) and return them (as float, unless ``uint8="accept"``).
 
     Args:
         x: the images. name: how the error messages call them.
         uint8: ``"reject"`` (pixel-space ops: augmentations and pseudo-anomalies take float in [0, 1] and say how
-            to convert) or ``"convert"`` (scores: uint8 is converted with :func:`to_float`).
+            to convert), ``"convert"`` (scores: uint8 is converted with :func:`to_float`) or ``"accept"`` (uint8 is
+            returned as it is, for callers that convert batch by batch).
         allow_empty: False raises on N = 0 (a score or a certificate of nothing is a mistake).
     Raises:
         TypeError: not a tensor, or an integer dtype that is not accepted. ValueError: not 4-D, or empty.
@@ -48,8 +49,8 @@ def check_images(x: torch.Tensor, name: str = "x", *, uint8: Literal["reject", "
         raise ValueError(f"{name} must be images (N, C, H, W), got {x.ndim} dims {tuple(x.shape)}")
     if not allow_empty and x.shape[0] == 0:
         raise ValueError(f"{name} is empty")
-    if x.dtype == torch.uint8 and uint8 == "convert":
-        return to_float(x)
+    if x.dtype == torch.uint8 and uint8 != "reject":
+        return to_float(x) if uint8 == "convert" else x
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype} "
                         f"(convert uint8 images with radlib.data.to_float)")

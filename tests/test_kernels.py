@@ -82,6 +82,7 @@ def test_one_feature_extractor_for_models_and_callables():
 def test_the_image_validator_has_two_uint8_modes():
     u8 = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
     assert check_images(u8, uint8="convert").dtype == torch.float32
+    assert check_images(u8, uint8="accept") is u8
     with pytest.raises(TypeError, match=r"x must be a float tensor in \[0, 1\], got dtype torch.uint8 "
                                         r"\(convert uint8 images with radlib.data.to_float\)"):
         check_images(u8)
