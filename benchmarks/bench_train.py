@@ -5,13 +5,16 @@ Pass-count model (stated so the fraction of the limit means something). Per *nor
   - each of the 3 training attacks: ``steps`` forward + input-backward passes, which skip the
     weight gradients (~2/3 of a full pass), plus one no-grad forward for its target     -> 3*(2/3*steps + 1/3)
   => passes(K, steps) = K * (5 + 2*steps + 1)      (K=4, PGD-10: 104; K=2, PGD-10: 52)
+  The trainer runs the three attacks as one batched PGD (``radlib.attacks.training_attacks``): the same
+  passes, stacked, and one shared no-grad target forward instead of two   -> K * (5 + 2*steps + 1/3).
 The attack-adjusted limit is raw_img_s / passes: the best a step could do if every pass ran at the raw
 ResNet-18 rate. The fraction printed is achieved / limit (1.0 = no overhead at all).
 
 Usage: python benchmarks/bench_train.py [--quick] [--record] [--device cuda] [--profile cpu]
 The official COBRA code measured 108 img/s (32 px, B=64, K=4) and 23.6 img/s (224 px, B=32, K=2) on one H100.
-``--profile cpu`` times the step at that profile's sizes instead, twice, interleaved: fp32 NCHW (what radlib ran on
-CPUs before) and bf16 autocast + channels_last (what it runs on CPUs with native bf16), and prints the speed-up.
+``--profile cpu`` times the step at that profile's sizes instead, interleaved: fp32 NCHW with one attack per call
+(what radlib ran on CPUs before), then each of the two levers alone and together: the batched attacks, and radlib's
+CPU layout/precision (bf16 autocast + channels_last where bf16 is native), and prints the speed-ups.
 """
 from __future__ import annotations
 
@@ -27,12 +30,13 @@ from radlib.optim import build_optimizer
 from radlib.profiles import get_profile
 
 
-def passes_per_image(K: int, steps: int) -> float:
-    return K * (5 + 2 * steps + 1)
+def passes_per_image(K: int, steps: int, fused: bool = True) -> float:
+    return K * (5 + 2 * steps + (1 / 3 if fused else 1))
 
 
 def step_throughput(image_size: int, batch: int, dataset: str, device: torch.device, *, steps: int, bf16: bool,
-                    iters: int, warmup: int, width: int = 64, channels_last: bool | None = None) -> tuple[float, int]:
+                    iters: int, warmup: int, width: int = 64, channels_last: bool | None = None,
+                    fused: bool = True) -> tuple[float, int]:
     cl = device.type == "cuda" if channels_last is None else channels_last
     cfg = TrainConfig(method="cobra", dataset=dataset, image_size=image_size, batch_size=batch,
                       attack_steps=steps, amp=bf16, channels_last=cl, width=width,
@@ -40,7 +44,7 @@ def step_throughput(image_size: int, batch: int, dataset: str, device: torch.dev
     policy = cfg.policy()
     model = build_model(cfg.model_config(), device=device, channels_last=cfg.channels_last)
     opt = build_optimizer(model, "lars", lr=0.1)
-    step_fn = _Step(cfg, model, policy, None)
+    step_fn = _Step(cfg, model, policy, None, fused_attacks=fused)
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.rand(batch, 3, image_size, image_size, device=device)
     model.train()
@@ -93,27 +97,31 @@ def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
     p = get_profile(name)
     size, batch, steps, width = p.low_res_size, p.batch_size, p.train_attack_steps, p.width
     iters, rounds = (2, 1) if quick else (6, 3)
-    # the first is what radlib ran on CPUs before, the second what it runs on this device now
+    # the first is what radlib ran on CPUs before, the last what it runs on this device now
     label, bf16_now, cl_now = radlib_cpu_setting(device)
-    settings = {"fp32 NCHW": (False, False), label: (bf16_now, cl_now)}
+    before = "fp32 NCHW, one attack per call"
+    settings = {before: (False, False, False), "fp32 NCHW, batched attacks": (False, False, True)}
+    if bf16_now or cl_now:
+        settings[f"{label}, one attack per call"] = (bf16_now, cl_now, False)
+        settings[f"{label}, batched attacks"] = (bf16_now, cl_now, True)
     best: dict[str, float] = {k: 0.0 for k in settings}
     raw: dict[str, float] = {k: 0.0 for k in settings}
     K = 4
     for _ in range(rounds):
-        for label, (bf16, cl) in settings.items():
+        for label, (bf16, cl, fused) in settings.items():
             raw[label] = max(raw[label], raw_resnet_throughput(size, 16 if quick else 256, device, bf16=bf16,
                                                                channels_last=cl,
                                                                warmup=1, iters=iters, width=width))
             ips, K = step_throughput(size, batch, "digits", device, steps=steps, bf16=bf16, iters=iters, warmup=1,
-                                     width=width, channels_last=cl)
+                                     width=width, channels_last=cl, fused=fused)
             best[label] = max(best[label], ips)
     lines = [f"device: {device_name(device)}; torch {torch.__version__}; profile `{name}` sizes "
              f"({size} px, width {width}, B={batch}, K={K}, 3 x PGD-{steps}); best of {rounds} interleaved rounds", "",
              TABLE_HEADER[0].format(what="step"), TABLE_HEADER[1]]
-    for label in settings:
+    for label, (_, _, fused) in settings.items():
         lines.append(table_row(f"COBRA {size}px B={batch} K={K} 3xPGD-{steps}, {label}", best[label], raw[label],
-                               passes_per_image(K, steps)))
-    lines += [""] + [f"speed-up of the step, {label} over fp32 NCHW: {best[label] / best['fp32 NCHW']:.2f}x"
+                               passes_per_image(K, steps, fused)))
+    lines += [""] + [f"speed-up of the step, {label} over {before}: {best[label] / best[before]:.2f}x"
                      for label in list(settings)[1:]]
     if not bf16_now:
         lines.append(NO_BF16)

@@ -61,8 +61,11 @@ class _Step:
     """One training step of any method; built once per run (holds the policy, augmentation, loss settings)."""
 
     def __init__(self, cfg: TrainConfig, model: ResNet18AD, policy: Policy | None,
-                 center: torch.Tensor | None) -> None:
+                 center: torch.Tensor | None, fused_attacks: bool = True) -> None:
         self.cfg, self.model, self.policy, self.center = cfg, model, policy, center
+        # True: the training attacks as one batched PGD (attacks.training_attacks; the same draws and results up
+        # to float rounding); False: one attack per call (the form of the code before; benchmarks compare both)
+        self.fused_attacks = fused_attacks
         self.method: Method = get_method(cfg.method)
         self.augment = SimCLRAugment(crop=cfg.crop, strength=cfg.augment_strength)
         self.K = policy.K if policy is not None else 1
@@ -89,15 +92,23 @@ class _Step:
         views, head_inputs = [v1, v2], [v1, v2]
         if cfg.adversarial:
             model.eval()
+            names = tuple(a for a in method.attacks if a != "rtp" or head)  # the registry's (draw) order
             with self.autocast():
                 kw = self._attack_kw(gen)
-                for name in method.attacks:  # the registry's order: each draws from ``gen`` in turn
-                    if name == "atpt":
-                        views.append(attacks.atpt(model, v1, v2, temperature=cfg.temperature, **kw))
-                    elif name == "atnt":
-                        views.append(attacks.atnt(model, v2, self.K, temperature=cfg.temperature, **kw))
-                    elif head:  # rtp
-                        head_inputs.append(attacks.rtp(model, v2, labels, **kw))
+                if self.fused_attacks:
+                    adv = attacks.training_attacks(model, v1, v2, labels, self.K, names,
+                                                   temperature=cfg.temperature, **kw)
+                else:
+                    adv = {}
+                    for name in names:  # each draws from ``gen`` in turn
+                        if name == "atpt":
+                            adv[name] = attacks.atpt(model, v1, v2, temperature=cfg.temperature, **kw)
+                        elif name == "atnt":
+                            adv[name] = attacks.atnt(model, v2, self.K, temperature=cfg.temperature, **kw)
+                        else:
+                            adv[name] = attacks.rtp(model, v2, labels, **kw)
+            views += [adv[n] for n in names if n != "rtp"]
+            head_inputs += [adv["rtp"]] if "rtp" in adv else []
             model.train()
         n_con = len(views)
         batch = torch.cat(views + head_inputs[2:])

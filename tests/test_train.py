@@ -1,4 +1,5 @@
 """The trainer: every method runs, exact resume, atomic checkpoints, NaN guard, the three training attacks."""
+import copy
 from dataclasses import asdict
 
 import pytest
@@ -141,3 +142,75 @@ def test_rtp_raises_head_cross_entropy(tiny):
     ce = lambda x: float(torch.nn.functional.cross_entropy(model(x).logits, labels))  # noqa: E731
     with torch.no_grad():
         assert ce(adv) > ce(v1)
+
+
+# ---- the three attacks as one batched PGD (the trainer's form) ---------------------------------------------------
+
+def _sequential(model, v1, v2, labels, K, names, gen, **kw):
+    out = {}
+    for name in names:
+        if name == "atpt":
+            out[name] = attacks.atpt(model, v1, v2, generator=gen, **kw)
+        elif name == "atnt":
+            out[name] = attacks.atnt(model, v2, K, generator=gen, **kw)
+        else:
+            out[name] = attacks.rtp(model, v2, labels, generator=gen, **kw)
+    return out
+
+
+@pytest.mark.parametrize("names", [("atpt", "atnt", "rtp"), ("atpt",), ("atnt", "rtp"), ("atpt", "rtp")])
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_training_attacks_equal_the_sequential_attacks(names, norm):
+    # float64, eval-mode BN: the batched PGD must give the three one-at-a-time results and leave the generator
+    # in the same state (same draws in the same order), for every subset of attacks and both norms
+    torch.manual_seed(0)
+    model = build_model(image_size=SIZE, num_transforms=4, width=4).double().eval()
+    g = torch.Generator().manual_seed(3)
+    v1, v2 = torch.rand(12, 3, SIZE, SIZE, generator=g).double(), torch.rand(12, 3, SIZE, SIZE, generator=g).double()
+    labels = torch.arange(4).repeat_interleave(3)
+    eps = 8 / 255 if norm == "linf" else 0.5
+    kw = dict(eps=eps, steps=3, norm=norm)
+    ga, gb = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    ref = _sequential(model, v1, v2, labels, 4, names, ga, **kw)
+    got = attacks.training_attacks(model, v1, v2, labels, 4, names, generator=gb, **kw)
+    assert list(got) == list(names)
+    for name in names:
+        assert not torch.equal(ref[name], v1 if name == "atpt" else v2)  # the attack moved the images
+        torch.testing.assert_close(got[name], ref[name], rtol=0, atol=1e-12)
+    assert torch.equal(ga.get_state(), gb.get_state())
+
+
+def test_training_attacks_edge_cases_and_bad_input(tiny):
+    model, v1, v2 = tiny
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    ga, gb = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    got = attacks.training_attacks(model, v1, v2, labels, 2, ("atpt", "atnt"), eps=0.0, generator=gb)
+    _sequential(model, v1, v2, labels, 2, ("atpt", "atnt"), ga, eps=0.0)
+    assert torch.equal(got["atpt"], v1) and torch.equal(got["atnt"], v2)
+    assert torch.equal(ga.get_state(), gb.get_state())  # at eps=0 only ATNT's cycle is drawn, as in atnt()
+    assert attacks.training_attacks(model, v1, v2, labels, 2, (), eps=0.1) == {}
+    with pytest.raises(ValueError, match=r"names must be distinct attacks among \('atpt', 'atnt', 'rtp'\), "
+                                         r"got \('atpt', 'atpt'\)"):
+        attacks.training_attacks(model, v1, v2, labels, 2, ("atpt", "atpt"), eps=0.1)
+    with pytest.raises(ValueError, match="names must be distinct attacks"):
+        attacks.training_attacks(model, v1, v2, labels, 2, ("fgsm",), eps=0.1)
+    with pytest.raises(ValueError, match="atnt needs K >= 2 chunks dividing the batch, got K=3, batch 8"):
+        attacks.training_attacks(model, v1, v2, labels, 3, ("atnt",), eps=0.1)
+    with pytest.raises(ValueError, match="v1 and v2 must have the same shape"):
+        attacks.training_attacks(model, v1, v2[:4], labels, 2, ("atpt",), eps=0.1)
+
+
+def test_fused_step_trains_as_the_sequential_step():
+    # the trainer's step with fused attacks = the step with one attack per call (same losses, float64)
+    from radlib.train import _Step
+    cfg = TrainConfig(method="cobra", dataset="digits", image_size=SIZE, width=4, batch_size=4, attack_steps=2,
+                      channels_last=False, amp=False)
+    torch.manual_seed(0)
+    model = build_model(cfg.model_config()).double()
+    x = torch.rand(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)).double()
+    # a copy each: the train-mode forward of a step updates the BatchNorm running statistics
+    terms = [_Step(cfg, copy.deepcopy(model), cfg.policy(), None, fused_attacks=f)(x, torch.Generator().manual_seed(5))
+             for f in (True, False)]
+    assert set(terms[0]) == {"nt_xent", "opposite", "cls", "loss"}
+    for k in terms[0]:
+        torch.testing.assert_close(terms[0][k], terms[1][k], rtol=1e-10, atol=1e-12)

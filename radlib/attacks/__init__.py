@@ -1,7 +1,7 @@
 """Adversarial attacks in pixel space: one PGD engine, APGD, attacks on an anomaly score, interop.
 
 Modules: :mod:`.engine` (PGD, APGD, the step-size rule), :mod:`.on_score` (attacks on a score, interop,
-random noise), :mod:`.training` (ATPT, ATNT, RTP).
+random noise), :mod:`.training` (ATPT, ATNT, RTP, and the three as one batched PGD).
 
 Everything here works on float images ``x`` of shape (N, C, H, W) (any (N, ...) works) with values in the
 ``clamp`` range ([0, 1] by default); ``eps`` and step sizes are in the same pixel units (``8/255`` ...).
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from .engine import METHODS, MODES, NORMS, Norm, _apgd_schedule, apgd, pgd, step_size
 from .on_score import ScoreAsLogits, attack_score, random_noise
-from .training import atnt, atpt, random_chunk_cycle, rtp
+from .training import TRAINING_ATTACKS, atnt, atpt, random_chunk_cycle, rtp, training_attacks
 
 __all__ = ["pgd", "apgd", "step_size", "attack_score", "ScoreAsLogits", "random_noise", "atpt", "atnt", "rtp",
-           "random_chunk_cycle", "NORMS", "MODES", "METHODS"]
+           "random_chunk_cycle", "training_attacks", "TRAINING_ATTACKS", "NORMS", "MODES", "METHODS"]

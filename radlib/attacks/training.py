@@ -1,4 +1,8 @@
-"""COBRA's three training attacks (ATPT, ATNT, RTP) and ATNT's random chunk cycle: closures over the PGD engine.
+"""COBRA's three training attacks (ATPT, ATNT, RTP), ATNT's random chunk cycle, and all three as one batched PGD.
+
+:func:`atpt`, :func:`atnt` and :func:`rtp` are thin closures over the PGD engine, one attack per call (the
+readable form, used by the notebooks). :func:`training_attacks` computes the same three results in one PGD whose
+every step is one forward + input-backward pass over the three attacks' images stacked (the trainer's form).
 """
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
-from .engine import pgd
+from .engine import _check_common, _draw_unit, _pgd_run, pgd, step_size
 
-__all__ = ["atpt", "atnt", "rtp", "random_chunk_cycle"]
+__all__ = ["atpt", "atnt", "rtp", "random_chunk_cycle", "training_attacks", "TRAINING_ATTACKS"]
+
+#: the training attacks :func:`training_attacks` knows, and the view each one perturbs
+TRAINING_ATTACKS = {"atpt": "v1", "atnt": "v2", "rtp": "v2"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -102,3 +109,73 @@ def rtp(model: nn.Module, x: Tensor, labels: Tensor, *, eps: float, steps: int =
     """RTP: perturb ``x`` to *maximise* the K-way head's cross-entropy on the true transform labels (M,)."""
     return pgd(lambda a: F.cross_entropy(model(a).logits.float(), labels, reduction="none"), x,
                eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=True, generator=generator)
+
+
+def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K: int, names: tuple[str, ...], *,
+                     eps: float, steps: int = 10, alpha: float | None = None,
+                     norm: Literal["linf", "l2"] = "linf", temperature: float = 0.5,
+                     generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """The training attacks ``names`` (any of ``"atpt"``, ``"atnt"``, ``"rtp"``, in draw order) as **one** PGD.
+
+    Returns ``{name: adversarial images}``, the same as calling :func:`atpt` (on v1), :func:`atnt` (on v2) and
+    :func:`rtp` (on v2) one after the other with ``generator``: the random draws are made in that same order (each
+    attack's random start; ATNT's chunk cycle before its start), so the results agree up to float rounding
+    (tested in float64) and the generator ends in the same state. What changes is the work: each PGD step runs
+    one forward + input-backward pass over the attacks' images stacked (3M rows instead of three passes of M),
+    ascending ``sum_a sign_a * loss_a`` (ATNT's sign is -1: it minimises). With the model in eval mode every
+    row's output depends on that row alone, so the gradient w.r.t. attack a's rows is exactly the gradient of
+    loss_a. ATNT's target, the projection of the chunk-permuted v2, is a row permutation of ATPT's target
+    (the projection of v2), so one no-grad forward serves both.
+
+    Args:
+        model: in eval mode (the caller's business, as for every attack). v1, v2: float (M, C, H, W) in [0, 1],
+            the two chunk-major views (M = K * N). labels: int64 (M,) transform labels (RTP's targets).
+        K: number of chunks (ATNT needs K >= 2). names: the attacks, each at most once.
+        eps, steps, alpha, norm, temperature, generator: as for the single attacks.
+    """
+    unknown = [n for n in names if n not in TRAINING_ATTACKS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"names must be distinct attacks among {tuple(TRAINING_ATTACKS)}, got {tuple(names)}")
+    if v1.shape != v2.shape:
+        raise ValueError(f"v1 and v2 must have the same shape, got {tuple(v1.shape)} and {tuple(v2.shape)}")
+    _check_common(v1, eps, norm, (0.0, 1.0), steps)
+    m = v1.shape[0]
+    if "atnt" in names and (K < 2 or m % K):
+        raise ValueError(f"atnt needs K >= 2 chunks dividing the batch, got K={K}, batch {m}")
+    if not names:
+        return {}
+    origins, starts, rows = [], [], None
+    for name in names:  # the draws of the sequential calls, in their order (at eps=0 only ATNT's cycle)
+        if name == "atnt":
+            pi = random_chunk_cycle(K, generator, v2.device)
+            n = m // K
+            rows = (pi[:, None] * n + torch.arange(n, device=v2.device)).reshape(-1)
+        x = v1 if name == "atpt" else v2
+        origins.append(x)
+        if eps > 0:
+            starts.append(_draw_unit(x.shape, norm, generator, x.device, sphere=False))
+    if eps == 0:
+        return {n: x.detach().clone() for n, x in zip(names, origins)}
+    need_target = any(n in ("atpt", "atnt") for n in names)
+    with torch.no_grad():
+        z2 = _proj(model, v2) if need_target else None
+    from ..losses import nt_xent
+
+    def loss_fn(a: Tensor) -> Tensor:
+        out = model(a)
+        total = a.new_zeros((), dtype=torch.float32)
+        for i, name in enumerate(names):
+            part = slice(i * m, (i + 1) * m)
+            if name == "rtp":
+                total = total + F.cross_entropy(out.logits[part].float(), labels, reduction="none").sum()
+            else:
+                target = z2 if name == "atpt" else z2[rows]
+                loss = nt_xent(torch.cat([out.projection[part].float(), target]), n_views=2,
+                               temperature=temperature)
+                total = total + (loss if name == "atpt" else -loss)
+        return total
+
+    x0, d0 = torch.cat(origins), torch.cat(starts)
+    adv = _pgd_run(loss_fn, x0.detach(), d0, eps=eps, steps=steps, alpha=step_size(eps, steps, alpha), norm=norm,
+                   sign=1.0, lo=0.0, hi=1.0, per_sample=False)
+    return {name: adv[i * m:(i + 1) * m] for i, name in enumerate(names)}
