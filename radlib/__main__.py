@@ -36,12 +36,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} is a file; give a folder for the checkpoint")
     profile = get_profile(args.profile)
     root = str(Path(args.root).resolve()) if args.root else None  # absolute: evaluate may run from elsewhere
-    ds = load_data(args.data, args.category, args.image_size, profile, seed=args.seed, root=root)
+    ds = load_data(args.data, args.category, args.image_size, profile, seed=args.seed, root=root,
+                   contamination=args.contamination, contamination_of="train")
     check_test_split(ds)
+    purification = None
+    if args.purify is not None:
+        from .purify import purify
+        purification = purify(ds, args.purify, keep=args.keep, profile=profile, seed=args.seed, device=args.device)
+        print(purification.to_markdown())
+        ds = purification.apply(ds)
     cfg = TrainConfig.from_profile(profile, method=args.method, dataset=args.data, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=args.seed, **({"epochs": args.epochs} if args.epochs is not None else {}))
-    identity = {**data_identity(ds, root), "profile": profile.name, "seed": args.seed}
+    identity = {**data_identity(ds, root), "profile": profile.name, "seed": args.seed,
+                "contamination": args.contamination,
+                "purify": None if purification is None else {"method": args.purify, "keep": args.keep}}
     info = out / "data.json"
     if (out / "last.pt").exists() and info.exists():
         old = json.loads(info.read_text())
@@ -51,6 +60,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(ds.summary())
     out.mkdir(parents=True, exist_ok=True)
     info.write_text(json.dumps(identity, indent=1))
+    kept_file = out / "purify.json"
+    if purification is not None:  # evaluate rebuilds the purified training split (the score's bank) from it
+        kept_file.write_text(json.dumps({**purification.summary(), "kept": purification.kept.tolist()}))
+    elif kept_file.exists():
+        kept_file.unlink()
     res = train(cfg, ds, out=out, device=args.device)
     print(f"trained {cfg.method} for {cfg.epochs} epochs in {res.seconds:.1f} s; checkpoint: {res.checkpoint}")
     return 0
@@ -89,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a detector (writes OUT/last.pt and OUT/history.json)")
     s.add_argument("--data", default="surfaces")
-    s.add_argument("--category", default=None, help="normal class / category (dataset default if omitted)")
+    s.add_argument("--category", default=None, help="normal class / category (dataset default if omitted); several "
+                   "comma-separated for the one-vs-rest datasets, e.g. 0,1")
     s.add_argument("--method", default="cobra", choices=sorted(METHODS))
     s.add_argument("--profile", default=None, choices=list(PROFILES))
     s.add_argument("--image-size", type=_positive_int, default=None)
@@ -98,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default=None)
     s.add_argument("--out", required=True)
+    s.add_argument("--contamination", type=_fraction, default=0.0,
+                   help="share of the training set made of test anomalies moved in (0 = clean; e.g. 0.1)")
+    s.add_argument("--purify", nargs="?", const="pixel_knn", default=None, metavar="SCORER",
+                   choices=["pixel_knn", *sorted(METHODS)],
+                   help="purify the training set first (LLBNAD): sub-models of SCORER (default pixel_knn) on 3 "
+                        "disjoint subsets score every image; the --keep lowest are kept")
+    s.add_argument("--keep", type=_fraction, default=0.8, help="fraction of the training set --purify keeps")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="clean and attacked AUROC of a checkpoint")
@@ -140,6 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"radlib {args.command}: error: {e} (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (range errors beyond that are the command's own, e.g. keep > 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:

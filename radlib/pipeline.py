@@ -14,20 +14,20 @@ Example (a whole experiment in two calls, at toy sizes):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from .data import ADDataset, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
-from .methods import get_method
 from .models import build_model
 from .profiles import Profile, get_profile
 from .pseudo_anomaly import policy_for
-from .score import AnomalyScore, EnsembleScore, KNNScore, official_tta
+from .purify import Purification, purify as purify_split
+from .score import AnomalyScore, ScoreKind, fit_score
 from .train import TrainConfig, TrainResult, load_trained, train
 
 __all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
@@ -49,38 +49,6 @@ def load_data(name: str, category: str | None, image_size: int | None, profile: 
     else:
         options = {"max_train": profile.max_train, "max_test": profile.max_test, **options}
     return load(name, normal=category, image_size=image_size, root=root, seed=seed, **options)
-
-
-ScoreKind = Literal["own", "knn"]
-
-
-def fit_score(result: TrainResult, train_images: torch.Tensor, *, samples: int = 1, batch_size: int = 128,
-              seed: int = 0, kind: ScoreKind = "own", augment: bool = False) -> AnomalyScore:
-    """Fit an anomaly score on the normal training images with the trained model.
-
-    ``kind="own"`` (default): the method's own score (:attr:`radlib.methods.Method.score`: kNN on features for
-    ``msc``, the CSI/COBRA ensemble score otherwise). The ensemble score uses the K-way head only when the
-    method trained it (:attr:`~radlib.methods.Method.head` and ``cls_weight > 0``); otherwise the head's logits
-    are noise and the term is dropped. ``kind="knn"``: mean distance to the 2 nearest normal-train backbone
-    features, for any method (which is better depends on the data and the training length:
-    ``benchmarks/RESULTS.md`` compares both; compare them on your data).
-
-    ``augment=True`` gives the ensemble score the official test-time augmentation (:func:`~radlib.score.official_tta`:
-    flip, colour jitter, grey, a 0.54 crop at low resolution), averaged over ``samples`` draws (official: 10);
-    False scores the images as they are (``samples`` then only re-draws the pseudo-anomalies).
-    """
-    if kind not in ("own", "knn"):
-        raise ValueError(f"kind must be 'own' or 'knn', got {kind!r}")
-    cfg = result.config
-    method = get_method(cfg.method)
-    if method.score == "knn" or kind == "knn":
-        return KNNScore.fit(result.model, train_images, k=2, feature="features", batch_size=batch_size)
-    if result.policy is None:
-        raise ValueError(f"method {result.config.method!r} has no pseudo-anomaly policy to score with")
-    head_trained = method.head and cfg.cls_weight > 0
-    pre, aug = official_tta(cfg.image_size) if augment else (None, None)
-    return EnsembleScore.fit(result.model, train_images, result.policy, batch_size=batch_size, samples=samples,
-                             seed=seed, use_head=head_trained, pre_augment=pre, augment=aug)
 
 
 def score_protocol(profile: Profile, kind: ScoreKind = "own") -> dict[str, Any]:
@@ -109,11 +77,16 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                seed: int = 0, out: str | Path | None = None, attacks: Sequence[AttackSpec | str] | None = None,
                progress: bool = True, eval_batch_size: int = 128,
                on_epoch_end: Callable[[int, dict[str, float], Any], None] | None = None,
-               score_kind: ScoreKind | None = None, **overrides: Any) -> MethodRun:
+               score_kind: ScoreKind | None = None, purify: Purification | str | dict[str, Any] | None = None,
+               **overrides: Any) -> MethodRun:
     """Train ``method`` on ``ds.train`` with the profile's recipe, fit its score, evaluate clean + attacked.
 
     ``score_kind`` is passed to :func:`fit_score` (``"own"``: the method's score; ``"knn"``: feature kNN;
     None: the profile's ``score``).
+    ``purify``: clean a contaminated training split first (LLBNAD, :func:`radlib.purify.purify`): a scorer name
+    (``"pixel_knn"`` or a method), a dict of :func:`~radlib.purify.purify` arguments, or a ready
+    :class:`~radlib.purify.Purification` of ``ds.train``. The method then trains on, and its score is fitted
+    on, the kept images only; ``eval.protocol["purification"]`` records the filter (precision, recall).
     ``overrides`` change :class:`~radlib.train.TrainConfig` fields (e.g. ``epochs=5``, ``cls_weight=0``);
     ``on_epoch_end`` is passed to :func:`~radlib.train.train` (live curves, snapshots).
     """
@@ -121,6 +94,13 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     score_kind = score_kind or profile.score  # type: ignore[assignment]
     check_test_split(ds)
     dev = select_device(device)
+    if purify is not None:
+        if not isinstance(purify, Purification):
+            kw = {"method": purify} if isinstance(purify, str) else dict(purify)
+            kw.setdefault("profile", profile)
+            kw.setdefault("seed", seed)
+            purify = purify_split(ds, device=dev, progress=progress, **kw)
+        ds = purify.apply(ds)
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=seed, **overrides)
@@ -132,6 +112,8 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                       precision=profile.eval_precision)
     result.protocol.update(method=method, train_seconds=round(res.seconds, 2), profile=profile.name,
                            train_precision=_train_precision(cfg, dev), **score_protocol(profile, score_kind))
+    if purify is not None:
+        result.protocol["purification"] = purify.summary()
     return MethodRun(method, res, score, result)
 
 
@@ -155,8 +137,13 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     if max_test is not None:
         options["n_test" if cfg.dataset == "surfaces" else "max_test"] = max_test
     data_root = str(Path(root).resolve()) if root else info.get("root")
+    if info.get("contamination"):
+        options.update(contamination=info["contamination"], contamination_of="train")
     ds = load_data(cfg.dataset, cfg.category, cfg.image_size, profile, seed=info.get("seed", cfg.seed),
                    root=data_root, channels=cfg.channels, **options)
+    kept_file = Path(ckpt).with_name("purify.json")
+    if info.get("purify") and kept_file.exists():  # the score's bank is the purified training split
+        ds = replace(ds, train=ds.train.subset(torch.tensor(json.loads(kept_file.read_text())["kept"])))
     check_test_split(ds)
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind,
                       augment=profile.eval_augment)

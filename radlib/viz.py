@@ -13,7 +13,15 @@ import torch
 
 from .results import EvalResult
 
-__all__ = ["image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms", "plot_auroc_vs_eps"]
+__all__ = ["image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms", "plot_auroc_vs_eps",
+           "plot_purification", "use_style"]
+
+
+def use_style() -> None:
+    """radlib's one plotting style (seaborn's whitegrid theme, notebook context) for pyplot figures drawn by a
+    notebook; call once at the top. The Figures this module returns are styled by it too when built after."""
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="notebook")
 
 
 def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, masks: torch.Tensor | None = None,
@@ -166,5 +174,29 @@ def plot_auroc_vs_eps(sweep: EvalResult | Sequence[EvalResult]) -> Any:
     ax.set_ylabel("AUROC (%)")
     ax.set_ylim(-2, 102)
     ax.set_title(f"{results[0].score_name}: robust AUROC vs attack radius")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_purification(p: Any, bins: int = 30) -> Any:
+    """Histogram of a :class:`radlib.purify.Purification`'s scores, normal vs injected anomalies, with the keep
+    threshold; precision and recall in the title when the split was contaminated. Returns a Figure."""
+    from matplotlib.figure import Figure
+
+    s = p.scores.numpy()
+    c = p.contaminated.numpy()
+    edges = np.histogram_bin_edges(s[np.isfinite(s)], bins=bins)
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ax.hist(s[~c], bins=edges, alpha=0.6, color="tab:blue", label=f"normal (n={int((~c).sum())})")
+    if c.any():
+        ax.hist(s[c], bins=edges, alpha=0.6, color="tab:red", label=f"injected anomaly (n={int(c.sum())})")
+    ax.axvline(p.threshold, color="k", ls="--", lw=1, label=f"keep {p.keep:g}: dropped to the right")
+    ax.set_xlabel("purification score (higher = more anomalous)")
+    ax.set_ylabel("number of training images")
+    title = f"{p.method}, {p.sub_scores.shape[0]} subsets, {p.aggregate}"
+    if p.recall is not None:
+        title += f": recall {100 * p.recall:.0f} %, precision {100 * (p.precision or 0):.0f} %"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return fig

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import torch
 
@@ -162,17 +162,20 @@ class _Entry:
     loader: Callable[..., ADDataset]
     description: str
     needs_download: bool
+    several_normal: bool = False  # the loader accepts several normal classes ("0,1": one-vs-rest datasets)
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register(name: str, description: str, needs_download: bool = False) -> Callable[[Callable[..., ADDataset]],
-                                                                                       Callable[..., ADDataset]]:
-    """Decorator: register a loader under ``name`` (see :class:`Loader` for the keyword interface)."""
+def register(name: str, description: str, needs_download: bool = False, several_normal: bool = False
+             ) -> Callable[[Callable[..., ADDataset]], Callable[..., ADDataset]]:
+    """Decorator: register a loader under ``name`` (see :class:`Loader` for the keyword interface).
+
+    ``several_normal``: the loader accepts several normal classes, passed as one comma-separated string."""
 
     def deco(fn: Callable[..., ADDataset]) -> Callable[..., ADDataset]:
-        _REGISTRY[name] = _Entry(fn, description, needs_download)
+        _REGISTRY[name] = _Entry(fn, description, needs_download, several_normal)
         return fn
 
     return deco
@@ -183,19 +186,35 @@ def available() -> dict[str, str]:
     return {k: v.description for k, v in sorted(_REGISTRY.items())}
 
 
-def contaminate(ds: ADDataset, ratio: float, seed: int = 0) -> ADDataset:
-    """Move a fraction ``ratio`` of the test anomalies into the training split.
+ContaminationOf = Literal["test", "train"]
 
+
+def contaminate(ds: ADDataset, ratio: float, seed: int = 0, of: ContaminationOf = "test") -> ADDataset:
+    """Move test anomalies into the training split.
+
+    ``of="test"``: move the fraction ``ratio`` of the test anomalies. ``of="train"``: move as many as make
+    ``ratio`` of the *resulting* training set anomalous (the "noise ratio" of the noisy-AD literature, e.g.
+    LLBNAD's 10 % / 20 % / 40 %): ``round(ratio / (1 - ratio) * n_train)`` anomalies.
     The moved images leave the test split (no leakage), keep their true label 1 and get
-    ``contaminated=True`` in the train split; ``meta["contamination"]`` records the ratio and count.
-    Deterministic for a given ``seed``.
+    ``contaminated=True`` in the train split; ``meta`` records ``contamination`` (the ratio),
+    ``contamination_of`` and ``n_contaminated``. Deterministic for a given ``seed``.
     """
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"contamination must be in [0, 1), got {ratio}")
+    if of not in ("test", "train"):
+        raise ValueError(f"of must be 'test' (a share of the test anomalies) or 'train' (a share of the training "
+                         f"set), got {of!r}")
     anomalies = torch.nonzero(ds.test.labels == 1).flatten()
-    n_move = int(round(ratio * len(anomalies)))
+    if of == "test":
+        n_move = int(round(ratio * len(anomalies)))
+    else:
+        n_move = int(round(ratio / (1.0 - ratio) * len(ds.train)))
+        if n_move >= len(anomalies):
+            raise ValueError(f"contamination={ratio} of the training set needs {n_move} anomalies but the test split "
+                             f"has only {len(anomalies)} (at least one must stay for testing)")
     if ratio > 0 and n_move == 0:
-        raise ValueError(f"contamination={ratio} moves no anomaly: the test split has only {len(anomalies)}")
+        raise ValueError(f"contamination={ratio} moves no anomaly (test anomalies: {len(anomalies)}, training "
+                         f"images: {len(ds.train)})")
     g = torch.Generator().manual_seed(seed)
     moved = anomalies[torch.randperm(len(anomalies), generator=g)[:n_move]]
     keep = torch.ones(len(ds.test), dtype=torch.bool)
@@ -207,22 +226,26 @@ def contaminate(ds: ADDataset, ratio: float, seed: int = 0) -> ADDataset:
         train = dataclasses.replace(train, masks=None)
         extra = dataclasses.replace(extra, masks=None)
     new_train = Split.cat([train, extra]) if n_move else ds.train
-    meta = dict(ds.meta, contamination=ratio, n_contaminated=n_move)
+    meta = dict(ds.meta, contamination=ratio, contamination_of=of, n_contaminated=n_move)
     return dataclasses.replace(ds, train=new_train, test=ds.test.subset(keep), meta=meta)
 
 
-def load(name: str, normal: str | int | None = None, image_size: int | None = None, root: str | None = None,
-         contamination: float = 0.0, seed: int = 0, download: bool = True, channels: int = 3,
-         **options: Any) -> ADDataset:
+def load(name: str, normal: str | int | Sequence[str | int] | None = None, image_size: int | None = None,
+         root: str | None = None, contamination: float = 0.0, seed: int = 0, download: bool = True,
+         channels: int = 3, contamination_of: ContaminationOf = "test", **options: Any) -> ADDataset:
     """Load a one-class anomaly-detection task.
 
     Args:
         name: one of :func:`available` (e.g. ``"surfaces"``, ``"digits"``, ``"casting"``, ``"mvtec_ad"``).
-        normal: the normal class or category (dataset-specific default when None).
+        normal: the normal class or category (dataset-specific default when None). The one-vs-rest datasets
+            (digits, MNIST, Fashion-MNIST, CIFAR, SVHN) take several: a list (``["0", "1"]``) or a
+            comma-separated string (``"0,1"``): train = every normal class, test label 0 for all of them
+            (CSI's unlabeled multi-class setting); ``ds.normal`` is then ``"0,1"``.
         image_size: output side in pixels (square); None = the dataset's default (32 for the
             classification sets, 64 for ``surfaces``, 224 for the industrial folders).
         root: folder holding (or receiving) the files; default ``$RADLIB_DATA`` or ``./data``.
-        contamination: fraction of test anomalies moved into the training split (see :func:`contaminate`).
+        contamination: anomalies moved into the training split (see :func:`contaminate`): a fraction of the
+            test anomalies (``contamination_of="test"``) or of the resulting training set (``"train"``).
         seed: makes generation, sub-sampling and contamination deterministic.
         download: allow a download when the files are missing (fails fast and clearly when offline).
         channels: 3 (grey images replicated) or 1 (colour images converted to luminance).
@@ -237,11 +260,28 @@ def load(name: str, normal: str | int | None = None, image_size: int | None = No
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if image_size is not None and not (8 <= int(image_size) <= 1024):
         raise ValueError(f"image_size must be in [8, 1024], got {image_size}")
-    ds = _REGISTRY[name].loader(normal=None if normal is None else str(normal), image_size=image_size, root=root,
+    normal_text = _normal_text(normal)
+    if normal_text is not None and "," in normal_text and not _REGISTRY[name].several_normal:
+        several = sorted(k for k, v in _REGISTRY.items() if v.several_normal)
+        raise DatasetError(f"{name} takes one normal category, got {normal_text!r}; several normal classes work for "
+                           f"the one-vs-rest datasets: {', '.join(several)}")
+    ds = _REGISTRY[name].loader(normal=normal_text, image_size=image_size, root=root,
                                 seed=seed, download=download, channels=channels, **options)
     if len(ds.train) == 0:
         raise DatasetError(f"{name}/{ds.normal}: the training split has no normal image")
     if contamination:
-        ds = contaminate(ds, contamination, seed=seed)
+        ds = contaminate(ds, contamination, seed=seed, of=contamination_of)
     ds.meta.setdefault("seed", seed)
     return ds
+
+
+def _normal_text(normal: str | int | Sequence[str | int] | None) -> str | None:
+    """``normal`` as the loaders take it: None, one name, or several names joined by commas."""
+    if normal is None:
+        return None
+    if isinstance(normal, (str, int)):
+        return str(normal).strip()
+    names = [str(n).strip() for n in normal]
+    if not names:
+        raise DatasetError("normal is an empty list; give a class, a list of classes, or None for the default")
+    return ",".join(names)

@@ -22,7 +22,7 @@ import torch
 from ._base import ADDataset, DatasetError, Split, register
 from .download import cleanup_on_failure, host_reachable, resolve_root
 
-__all__ = ["prepare_images", "pick_indices", "resolve_class", "one_vs_rest", "read_idx", "CIFAR100_COARSE",
+__all__ = ["prepare_images", "pick_indices", "resolve_class", "resolve_classes", "one_vs_rest", "read_idx", "CIFAR100_COARSE",
            "CIFAR100_SUPERCLASSES", "FASHION_CLASSES", "DEBIAN_FASHION_MNIST"]
 
 DEFAULT_SIZE = 32
@@ -123,6 +123,19 @@ def _as_nchw(x: np.ndarray | torch.Tensor, layout: str) -> torch.Tensor:
     return t  # NCHW
 
 
+def resolve_classes(normal: str | None, classes: Sequence[str], name: str) -> list[int]:
+    """Sorted class indices from ``normal``: one class (see :func:`resolve_class`) or several, comma-separated."""
+    if normal is None:
+        return [0]
+    parts = [p.strip() for p in str(normal).split(",")]
+    ks = [resolve_class(p, classes, name) for p in parts]
+    if len(set(ks)) < len(ks):
+        raise DatasetError(f"{name}: normal classes {normal!r} name a class twice")
+    if len(ks) == len(classes):
+        raise DatasetError(f"{name}: normal={normal!r} makes every class normal: no anomaly is left to detect")
+    return sorted(ks)
+
+
 def resolve_class(normal: str | None, classes: Sequence[str], name: str) -> int:
     """Class index from ``normal`` (None -> 0; an index "0".."K-1"; or a class name, case-insensitive)."""
     if normal is None:
@@ -147,39 +160,46 @@ def one_vs_rest(name: str, classes: Sequence[str], normal: str | None, train: tu
 
     Args:
         name: registry name; classes: class names in label order.
-        normal: normal class (see :func:`resolve_class`).
+        normal: normal class (see :func:`resolve_class`), or several comma-separated (:func:`resolve_classes`):
+            CSI's unlabeled multi-class setting, train = the union of the normal classes, no class labels kept.
         train, test: ``(images, class_labels)``; images uint8 in ``layout`` ("NHW", "NHWC" or "NCHW").
         image_size, channels: output geometry (see :func:`prepare_images`); None size -> 32.
         seed, max_train, max_test: deterministic sub-sampling (test stratified by normal/anomaly label).
         meta: extra plain-data facts.
     """
-    k = resolve_class(normal, classes, name)
+    ks = resolve_classes(normal, classes, name)
     y_train = np.asarray(train[1]).astype(np.int64)
     y_test = np.asarray(test[1]).astype(np.int64)
-    train_idx = np.flatnonzero(y_train == k)
+    train_idx = np.flatnonzero(np.isin(y_train, ks))
     if len(train_idx) == 0:
-        raise DatasetError(f"{name}: the normal class {classes[k]!r} has no training image")
+        raise DatasetError(f"{name}: the normal class {','.join(classes[k] for k in ks)!r} has no training image")
     train_idx = train_idx[pick_indices(np.zeros(len(train_idx)), max_train, seed)]
-    labels = (y_test != k).astype(np.int64)
+    labels = (~np.isin(y_test, ks)).astype(np.int64)
     test_idx = pick_indices(labels, max_test, seed + 1, stratify=True)
-    # defect index: 0 for the normal class, 1.. for the others in class order
+    # defect index: 0 for the normal class(es), 1.. for the others in class order
     defect_of = np.zeros(len(classes), dtype=np.int64)
-    others = [c for c in range(len(classes)) if c != k]
-    defect_of[others] = np.arange(1, len(classes))
+    others = [c for c in range(len(classes)) if c not in ks]
+    defect_of[others] = np.arange(1, len(others) + 1)
     size = DEFAULT_SIZE if image_size is None else int(image_size)
     x_train = prepare_images(_as_nchw(train[0], layout)[torch.as_tensor(train_idx)], size, channels)
     x_test = prepare_images(_as_nchw(test[0], layout)[torch.as_tensor(test_idx)], size, channels)
     tr = Split(x_train, torch.zeros(len(train_idx), dtype=torch.long), torch.zeros(len(train_idx), dtype=torch.long))
     te = Split(x_test, torch.as_tensor(labels[test_idx]), torch.as_tensor(defect_of[y_test[test_idx]]))
     info = dict(meta or {})
-    info.update(classes=list(classes), normal_index=k, protocol="one-vs-rest: train = normal class (train split), "
-                "test = all test images, label 1 for every other class", max_train=max_train, max_test=max_test)
-    return ADDataset(name=name, normal=classes[k], train=tr, test=te,
+    several = len(ks) > 1
+    info.update(classes=list(classes), normal_index=ks if several else ks[0],
+                protocol=("several-vs-rest (CSI's unlabeled multi-class setting): train = the union of the normal "
+                          "classes' train images, no class labels; test = all test images, label 1 for every other "
+                          "class") if several else ("one-vs-rest: train = normal class (train split), test = all "
+                                                    "test images, label 1 for every other class"),
+                max_train=max_train, max_test=max_test)
+    return ADDataset(name=name, normal=",".join(classes[k] for k in ks), train=tr, test=te,
                      defect_types=("good", *[classes[c] for c in others]), meta=info)
 
 
 # ----------------------------------------------------------------------------------------------- digits
-@register("digits", "sklearn 8x8 handwritten digits (1,797 images, bundled: no download), one-vs-rest")
+@register("digits", "sklearn 8x8 handwritten digits (1,797 images, bundled: no download), one-vs-rest",
+          several_normal=True)
 def load_digits(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                 seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                 max_test: int | None = None, train_fraction: float = 2 / 3) -> ADDataset:
@@ -241,7 +261,8 @@ def _copy_hint(what: str, where: Path) -> str:
     return f"copy {what} to {where}."
 
 
-@register("mnist", "MNIST handwritten digits (70k, 28 px -> 32), one-vs-rest; torchvision download", True)
+@register("mnist", "MNIST handwritten digits (70k, 28 px -> 32), one-vs-rest; torchvision download", True,
+          several_normal=True)
 def load_mnist(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                max_test: int | None = None) -> ADDataset:
@@ -296,7 +317,7 @@ def _idx_set(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
 
 
 @register("fashion_mnist", "Fashion-MNIST clothing (70k, 28 px -> 32), one-vs-rest; Debian package or download",
-          True)
+          True, several_normal=True)
 def load_fashion_mnist(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                        seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                        max_test: int | None = None) -> ADDataset:
@@ -327,7 +348,8 @@ def load_fashion_mnist(*, normal: str | None = None, image_size: int | None = No
                        channels=channels, seed=seed, max_train=max_train, max_test=max_test, meta=meta)
 
 
-@register("cifar10", "CIFAR-10 (60k colour 32 px, 10 classes), one-vs-rest; torchvision download", True)
+@register("cifar10", "CIFAR-10 (60k colour 32 px, 10 classes), one-vs-rest; torchvision download", True,
+          several_normal=True)
 def load_cifar10(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                  seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                  max_test: int | None = None) -> ADDataset:
@@ -347,7 +369,8 @@ def load_cifar10(*, normal: str | None = None, image_size: int | None = None, ro
                        max_test=max_test, meta=meta)
 
 
-@register("cifar100", "CIFAR-100 with its 20 super-classes, one-vs-rest; torchvision download", True)
+@register("cifar100", "CIFAR-100 with its 20 super-classes, one-vs-rest; torchvision download", True,
+          several_normal=True)
 def load_cifar100(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                   seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                   max_test: int | None = None) -> ADDataset:
@@ -370,7 +393,8 @@ def load_cifar100(*, normal: str | None = None, image_size: int | None = None, r
                        channels=channels, seed=seed, max_train=max_train, max_test=max_test, meta=meta)
 
 
-@register("svhn", "SVHN street-view house numbers (99k colour 32 px), one-vs-rest; torchvision download", True)
+@register("svhn", "SVHN street-view house numbers (99k colour 32 px), one-vs-rest; torchvision download", True,
+          several_normal=True)
 def load_svhn(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
               seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
               max_test: int | None = None) -> ADDataset:

@@ -1,6 +1,7 @@
 """Differentiable anomaly scores: the CSI/COBRA ensemble score, kNN (MSC-style) and Mahalanobis.
 
-Modules: :mod:`.base` (the interface), :mod:`.ensemble` (CSI/COBRA), :mod:`.feature` (kNN, Mahalanobis);
+Modules: :mod:`.base` (the interface), :mod:`.ensemble` (CSI/COBRA), :mod:`.feature` (kNN, Mahalanobis),
+:mod:`.fit` (a trained method's score: :func:`fit_score`);
 the kernels live in :mod:`radlib.knn`, the features in :mod:`radlib.features`, the fit in :mod:`radlib.gaussian`.
 
 Every score maps float images (N, C, H, W) in [0, 1] to a float32 tensor (N,) with **higher = more
@@ -32,9 +33,12 @@ from ..knn import knn_distance, max_cosine
 from .base import AnomalyScore, score_images
 from .ensemble import Augment, EnsembleScore, PolicyLike, official_tta
 from .feature import KNNScore, MahalanobisScore
+from .fit import ScoreKind, fit_score
 
 __all__ = [
     "AnomalyScore",
+    "ScoreKind",
+    "fit_score",
     "Augment",
     "PolicyLike",
     "EnsembleScore",
