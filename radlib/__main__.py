@@ -48,9 +48,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_profile(profile, method=args.method, dataset=args.data, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=args.seed, **({"epochs": args.epochs} if args.epochs is not None else {}))
-    identity = {**data_identity(ds, root), "profile": profile.name, "seed": args.seed,
-                "contamination": args.contamination,
-                "purify": None if purification is None else {"method": args.purify, "keep": args.keep}}
+    identity = {**data_identity(ds, root), "profile": profile.name, "seed": args.seed}
+    if args.contamination:  # only when used: run folders of clean runs keep their identity
+        identity["contamination"] = args.contamination
+    if purification is not None:
+        identity["purify"] = {"method": args.purify, "keep": args.keep}
     info = out / "data.json"
     if (out / "last.pt").exists() and info.exists():
         old = json.loads(info.read_text())

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .checkpoint import CheckpointError
 from .data import ADDataset, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
@@ -138,12 +139,18 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
         options["n_test" if cfg.dataset == "surfaces" else "max_test"] = max_test
     data_root = str(Path(root).resolve()) if root else info.get("root")
     if info.get("contamination"):
+        if max_test is not None:  # the moved anomalies are drawn from the test split: another one moves others
+            raise ValueError("max_test cannot be changed for a run trained on contaminated data (the injected "
+                             "anomalies were drawn from the training-time test split)")
         options.update(contamination=info["contamination"], contamination_of="train")
     ds = load_data(cfg.dataset, cfg.category, cfg.image_size, profile, seed=info.get("seed", cfg.seed),
                    root=data_root, channels=cfg.channels, **options)
     kept_file = Path(ckpt).with_name("purify.json")
     if info.get("purify") and kept_file.exists():  # the score's bank is the purified training split
-        ds = replace(ds, train=ds.train.subset(torch.tensor(json.loads(kept_file.read_text())["kept"])))
+        kept = torch.tensor(json.loads(kept_file.read_text())["kept"], dtype=torch.long)
+        if len(kept) == 0 or int(kept.max()) >= len(ds.train):
+            raise CheckpointError(f"{kept_file} does not match the training split ({len(ds.train)} images)")
+        ds = replace(ds, train=ds.train.subset(kept))
     check_test_split(ds)
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind,
                       augment=profile.eval_augment)

@@ -192,6 +192,12 @@ def test_cli_train_purify_then_evaluate(tmp_path, capsys, monkeypatch):
     js = tmp_path / "eval.json"
     assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none", "--json", str(js)]) == 0
     assert json.loads(js.read_text())["protocol"]["n_train"] == kept["n_kept"] == len(kept["kept"])
+    capsys.readouterr()
+    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none", "--max-test", "24"]) == 2
+    assert "max_test cannot be changed for a run trained on contaminated data" in capsys.readouterr().err
+    (out / "purify.json").write_text(json.dumps({"kept": [10_000]}))
+    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none"]) == 2
+    assert "purify.json does not match the training split" in capsys.readouterr().err
     assert main(["train", "--data", "digits", "--keep", "0", "--purify", "--out", str(tmp_path / "b"),
                  "--profile", "smoke", "--epochs", "1"]) == 2
     assert "keep must be a fraction in (0, 1], got 0.0" in capsys.readouterr().err
