@@ -61,7 +61,7 @@ from radlib.certify import PixelKNNScore
 from radlib.metrics import auroc
 from radlib.pipeline import default_attacks, load_data, run_method
 from radlib.profiles import get_profile
-from radlib.purify import purify, split_subsets
+from radlib.purify import purify
 from radlib.score import score_images
 from radlib.viz import image_grid, use_style
 
@@ -151,7 +151,7 @@ plt.show()
 
 # %%
 P = purify(ds, "pixel_knn", subsets=3, keep=0.8, seed=SEED)
-which = split_subsets(len(ds.train), 3, seed=SEED)
+which = P.subset_of  # the subset each training image was in (split_subsets: one seeded shuffle)
 own, unseen = P.own_vs_unseen()
 c = P.contaminated.numpy()
 fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -208,6 +208,7 @@ plt.show()
 
 # %%
 assert sorted(torch.cat([torch.nonzero(which == j).flatten() for j in range(3)]).tolist()) == list(range(len(ds.train)))
+assert torch.bincount(which).tolist()[:2] == [len(ds.train) // 3] * 2  # the official sizes: the last takes the rest
 assert len(P.kept) == int(0.8 * len(ds.train)) and P.n_contaminated == int(flags.sum())
 assert P.recall >= 0.8, f"purification recalled only {P.recall:.0%} of the injected anomalies"
 assert (drop >= -1e-4).all(), "adding images to a kNN bank can only lower the scores"

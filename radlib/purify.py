@@ -88,6 +88,12 @@ def split_subsets(n: int, subsets: int, seed: int = 0) -> torch.Tensor:
     return which
 
 
+def _zscore_rows(s: torch.Tensor) -> torch.Tensor:
+    """Each sub-model's row (S, N) standardised over the training set, float64."""
+    s = s.double()
+    return (s - s.mean(dim=1, keepdim=True)) / s.std(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def aggregate_scores(sub_scores: torch.Tensor, how: Aggregate = "mean", *, standardize: bool = False,
                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """Combine the sub-models' scores (S, N) into one purification score per sample (N,), higher = more anomalous.
@@ -100,9 +106,7 @@ def aggregate_scores(sub_scores: torch.Tensor, how: Aggregate = "mean", *, stand
     """
     if how not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
-    s = sub_scores.double()
-    if standardize:
-        s = (s - s.mean(dim=1, keepdim=True)) / s.std(dim=1, keepdim=True).clamp_min(1e-12)
+    s = _zscore_rows(sub_scores) if standardize else sub_scores.double()
     if mask is None:
         mask = torch.ones_like(s, dtype=torch.bool)
     if not bool(mask.any(dim=0).all()):
@@ -178,8 +182,7 @@ class Purification:
     def own_vs_unseen(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image (N,): its score in its own sub-model and the mean score in the sub-models that never saw it
         (standardised per sub-model): the learning bias as two numbers per image."""
-        s = self.sub_scores.double()
-        s = (s - s.mean(1, keepdim=True)) / s.std(1, keepdim=True).clamp_min(1e-12)
+        s = _zscore_rows(self.sub_scores)
         own = s.gather(0, self.subset_of[None]).squeeze(0)
         unseen = (s.sum(0) - own) / (s.shape[0] - 1)
         return own.float(), unseen.float()
