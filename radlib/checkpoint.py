@@ -53,9 +53,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only refused an object: say so, without torch's unsafe advice
-        what = str(e).split("Please file an issue")[0].split("WeightsUnpickler error:")[-1].strip().splitlines()
-        raise CheckpointError(f"{path} holds content that safe loading refuses ({what[0] if what else 'unknown'}); "
+    except pickle.UnpicklingError as e:  # weights_only refused: say what, never torch's advice to load unsafely
+        detail = _unpickling_detail(str(e))
+        if "global" not in detail.lower():  # no object it refuses: bytes that are not a torch pickle
+            raise CheckpointError(f"{path} is damaged or not a torch checkpoint (UnpicklingError: "
+                                  f"{detail or 'unreadable'})") from None
+        raise CheckpointError(f"{path} holds content that safe loading refuses ({detail}); "
                               f"it was not written by radlib or has been tampered with") from None
     except (EOFError, OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path} is damaged or not a torch checkpoint ({type(e).__name__}: "
@@ -66,3 +69,14 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if missing:
         raise CheckpointError(f"{path} is not a radlib training checkpoint: missing {', '.join(missing)}")
     return state
+
+
+def _unpickling_detail(text: str) -> str:
+    """The one line of a ``weights_only`` UnpicklingError that says what was refused, without torch's paragraph
+    that advises re-loading with ``weights_only=False`` (its wording differs between torch releases)."""
+    text = text.split("WeightsUnpickler error:")[-1]
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Weights only load failed", "Check the documentation", "Please file")):
+            return line
+    return ""

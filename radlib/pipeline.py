@@ -14,12 +14,13 @@ Example (a whole experiment in two calls, at toy sizes):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
+from .cache import cache_dir, is_complete, resolve_cache
 from .checkpoint import CheckpointError
 from .data import ADDataset, load
 from .device import autocast_dtype, select_device, uses_channels_last
@@ -72,6 +73,7 @@ class MethodRun:
     train: TrainResult
     score: AnomalyScore
     eval: EvalResult
+    cached: bool = False  # True when the weights came from a finished run in the checkpoint cache
 
 
 def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None, *, device: str | None = None,
@@ -79,7 +81,7 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                progress: bool = True, eval_batch_size: int = 128,
                on_epoch_end: Callable[[int, dict[str, float], Any], None] | None = None,
                score_kind: ScoreKind | None = None, purify: Purification | str | dict[str, Any] | None = None,
-               **overrides: Any) -> MethodRun:
+               cache: bool | str | Path = False, **overrides: Any) -> MethodRun:
     """Train ``method`` on ``ds.train`` with the profile's recipe, fit its score, evaluate clean + attacked.
 
     ``score_kind`` is passed to :func:`fit_score` (``"own"``: the method's score; ``"knn"``: feature kNN;
@@ -90,6 +92,10 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     on, the kept images only; ``eval.protocol["purification"]`` records the filter (precision, recall).
     ``overrides`` change :class:`~radlib.train.TrainConfig` fields (e.g. ``epochs=5``, ``cls_weight=0``);
     ``on_epoch_end`` is passed to :func:`~radlib.train.train` (live curves, snapshots).
+    ``cache``: True (the default root) or a folder: train into :func:`radlib.cache.cache_dir` of the config and
+    the (kept) training images, so a second call with the same config, data and radlib source loads the finished
+    checkpoint instead of training (``MethodRun.cached``; ``train.seconds`` stays the original training time;
+    ``on_epoch_end`` is not called for a cached run). Exclusive with ``out``.
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     score_kind = score_kind or profile.score  # type: ignore[assignment]
@@ -105,7 +111,18 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=seed, **overrides)
-    res = train(cfg, ds, out=out, device=dev, progress=progress, on_epoch_end=on_epoch_end)
+    root = resolve_cache(cache)
+    cached = False
+    if root is not None:
+        if out is not None:
+            raise ValueError("give either out= (a run folder) or cache= (the checkpoint cache), not both")
+        out = cache_dir(cfg, ds.train.images, root=root, profile=profile.name)
+        cached = is_complete(out, cfg)
+        if not cached:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "key.json").write_text(json.dumps({"config": asdict(cfg), "profile": profile.name,
+                                                       "data": data_identity(ds)}, indent=1, default=str))
+    res = train(cfg, ds, out=out, device=dev, progress=progress and not cached, on_epoch_end=on_epoch_end)
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
                       augment=profile.eval_augment)
     specs = list(attacks) if attacks is not None else default_attacks(profile, ds.image_size)
@@ -115,7 +132,7 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                            train_precision=_train_precision(cfg, dev), **score_protocol(profile, score_kind))
     if purify is not None:
         result.protocol["purification"] = purify.summary()
-    return MethodRun(method, res, score, result)
+    return MethodRun(method, res, score, result, cached)
 
 
 def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 10, eps: float = 8 / 255,

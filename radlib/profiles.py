@@ -60,6 +60,8 @@ class Profile:
         train_steps: None = train ``epochs`` epochs; an int = a budget of optimiser steps, whatever the size of the
             training set: ``epochs`` becomes ``ceil(train_steps / steps per epoch)`` (:meth:`epochs_for`), so a
             119-image class of digits and a 1,000-image class of Fashion-MNIST get the same amount of training.
+        overridden: the fields changed by ``$RADLIB_PROFILE_OVERRIDES`` (:func:`apply_overrides`); empty for a
+            profile as defined here.
     """
 
     name: str
@@ -86,6 +88,15 @@ class Profile:
     amp: bool = True
     train_steps: int | None = None
     score: str = "own"
+    overridden: tuple[str, ...] = ()
+
+    @property
+    def asserts_claims(self) -> bool:
+        """Whether a notebook asserts its *numeric* claims (COBRA beats CSI under attack, ...) in this profile:
+        ``cpu``, ``lab`` and ``paper`` as defined here; not ``smoke`` (its sizes are too small to learn) and not an
+        overridden profile (e.g. the tiny-size lab-path run of the tests). Checks that hold at any size (an
+        attack never raises the AUROC, shapes, bounds) are asserted in every profile."""
+        return self.name != "smoke" and not self.overridden
 
     def __post_init__(self) -> None:
         if self.score not in ("own", "knn"):
@@ -182,7 +193,8 @@ def get_profile(name: str | None = None) -> Profile:
     return apply_overrides(PROFILES[name], overrides) if overrides else PROFILES[name]
 
 
-_OVERRIDABLE = {f.name: f.type for f in dataclasses.fields(Profile) if f.name not in ("name", "description")}
+_OVERRIDABLE = {f.name: f.type for f in dataclasses.fields(Profile)
+                if f.name not in ("name", "description", "overridden")}
 
 
 def apply_overrides(profile: Profile, text: str) -> Profile:
@@ -217,4 +229,5 @@ def apply_overrides(profile: Profile, text: str) -> Profile:
     if not changes:
         return profile
     said = ", ".join(f"{k}={v}" for k, v in changes.items())
-    return profile.replace(**changes, description=f"{profile.description} [overridden: {said}]")
+    return profile.replace(**changes, description=f"{profile.description} [overridden: {said}]",
+                           overridden=tuple(sorted({*profile.overridden, *changes})))

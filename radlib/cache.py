@@ -1,0 +1,114 @@
+"""Train once, reuse: a checkpoint cache keyed by everything that decides the trained weights.
+
+A cache entry is an ordinary :func:`radlib.train.train` output folder (``last.pt`` written atomically, loaded with
+``weights_only=True``, plus ``history.json`` and ``key.json``), so a hit is the trainer's own exact resume of a
+finished run and an interrupted run (a Colab disconnect) continues where it stopped. The folder is
+``<root>/<dataset>-<category>-<method>-<profile>-s<seed>-<key>``, where ``key`` hashes
+
+- the full :class:`~radlib.config.TrainConfig` (every field: a changed epoch count, eps or width retrains),
+- the training images themselves (SHA-256 of their bytes: another class, size or contamination retrains),
+- the radlib source (SHA-256 of every ``radlib/**/*.py``: an edited loss or trainer retrains, so a cached
+  result is never older than the code that reports it).
+
+``root``: an explicit folder, else ``$RADLIB_CACHE``, else ``runs/cache`` in the project checkout that holds the
+working directory (found upwards by its ``pyproject.toml``; the notebooks run in ``notebooks/``), else
+``./runs/cache``. ``RADLIB_CACHE=off`` turns every ``cache=True`` off (e.g. to time a notebook cold).
+
+Example:
+    >>> import torch, tempfile
+    >>> from radlib.cache import cache_dir
+    >>> from radlib.train import TrainConfig
+    >>> cfg = TrainConfig(method="csi", dataset="digits", category="0", image_size=12, width=4, epochs=1)
+    >>> x = torch.zeros(8, 3, 12, 12, dtype=torch.uint8)
+    >>> root = tempfile.mkdtemp()
+    >>> d = cache_dir(cfg, x, root=root, profile="smoke")
+    >>> d.name.startswith("digits-0-csi-smoke-s0-"), d == cache_dir(cfg, x, root=root, profile="smoke")
+    (True, True)
+    >>> d == cache_dir(cfg, x + 1, root=root, profile="smoke")  # other images: another entry
+    False
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+
+__all__ = ["cache_dir", "default_cache_root", "source_digest", "images_digest", "resolve_cache", "is_complete"]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """SHA-256 (hex) over the relative path and bytes of every ``.py`` file of the installed radlib package."""
+    h = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        h.update(path.relative_to(_PACKAGE).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def images_digest(images: torch.Tensor) -> str:
+    """SHA-256 (hex) of a tensor's dtype, shape and bytes (any dtype, any device; copied to the CPU once)."""
+    t = images.detach().to("cpu").contiguous()
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def default_cache_root() -> Path:
+    """``$RADLIB_CACHE``, else ``runs/cache`` of the project checkout above the working directory, else
+    ``./runs/cache``."""
+    env = os.environ.get("RADLIB_CACHE", "").strip()
+    if env and env.lower() != "off":
+        return Path(env).expanduser()
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() and (d / "radlib" / "__init__.py").is_file():
+            return d / "runs" / "cache"
+    return here / "runs" / "cache"
+
+
+def resolve_cache(cache: bool | str | os.PathLike[str] | None) -> Path | None:
+    """The cache root a ``cache=`` argument means: False / None -> no cache; True -> :func:`default_cache_root`
+    (no cache when ``RADLIB_CACHE=off``); a path -> that folder."""
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return None if os.environ.get("RADLIB_CACHE", "").strip().lower() == "off" else default_cache_root()
+    return Path(cache).expanduser()
+
+
+def cache_dir(config: TrainConfig, images: torch.Tensor, *, root: str | os.PathLike[str] | None = None,
+              profile: str = "custom") -> Path:
+    """The cache folder of training ``config`` on ``images`` (N, C, H, W) with this radlib source.
+
+    Nothing is created or read; pass the folder to ``train(config, images, out=...)``, which resumes (or returns
+    at once) when it holds a finished run of the same config.
+    """
+    payload = json.dumps({"config": asdict(config), "images": images_digest(images), "source": source_digest()},
+                         sort_keys=True, default=str)
+    key = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    parts = [config.dataset, config.category or "all", config.method, profile, f"s{config.seed}", key]
+    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts)
+    return (Path(root) if root is not None else default_cache_root()) / name
+
+
+def is_complete(folder: str | os.PathLike[str], config: TrainConfig) -> bool:
+    """True when ``folder/history.json`` records all ``config.epochs`` epochs (the run finished; ``last.pt`` is
+    written before it). A cheap look before training, not a validation: :func:`radlib.train.train` still checks
+    the checkpoint's config and content."""
+    path = Path(folder) / "history.json"
+    try:
+        return len(json.loads(path.read_text())) >= config.epochs and (Path(folder) / "last.pt").is_file()
+    except (OSError, ValueError):
+        return False

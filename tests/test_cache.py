@@ -1,0 +1,124 @@
+"""The checkpoint cache (radlib.cache, run_method(cache=...)): a hit reproduces the trained run exactly, and
+anything that decides the weights (config, images, radlib source) leads to another entry."""
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from radlib import cache as cache_mod
+from radlib.cache import cache_dir, default_cache_root, images_digest, is_complete, resolve_cache
+from radlib.checkpoint import CheckpointError
+from radlib.pipeline import load_data, run_method
+from radlib.profiles import apply_overrides, get_profile
+from radlib.train import TrainConfig
+
+TINY = dict(epochs=2, width=4, attacks=["pgd-1@2/255"], progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return load_data("digits", "0", 12, get_profile("smoke"), max_train=24, max_test=30)
+
+
+def _weights(run):
+    return torch.cat([v.detach().float().flatten() for v in run.train.model.state_dict().values()])
+
+
+def test_second_call_is_a_hit_with_the_same_weights_scores_and_time(ds, tmp_path):
+    first = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    assert not first.cached
+    entries = list(tmp_path.iterdir())
+    assert len(entries) == 1 and entries[0].name.startswith("digits-0-csi-smoke-s0-")
+    assert {"last.pt", "history.json", "key.json"} <= {p.name for p in entries[0].iterdir()}
+    key = json.loads((entries[0] / "key.json").read_text())
+    assert key["config"]["epochs"] == 2 and key["profile"] == "smoke" and key["data"]["n_train"] == 24
+    calls = []
+    second = run_method("csi", ds, "smoke", cache=tmp_path, on_epoch_end=lambda *a: calls.append(a), **TINY)
+    assert second.cached and calls == []  # nothing trained
+    assert torch.equal(_weights(first), _weights(second))
+    assert np.array_equal(first.eval.attacks[0].scores, second.eval.attacks[0].scores)
+    assert second.train.seconds == pytest.approx(first.train.history[-1]["seconds"], abs=0.05)  # not re-timed
+    assert second.train.history == first.train.history
+
+
+def test_config_images_and_source_each_change_the_entry(ds, monkeypatch, tmp_path):
+    cfg = TrainConfig(method="csi", dataset="digits", category="0", image_size=12, width=4, epochs=1)
+    x = ds.train.images
+    base = cache_dir(cfg, x, root=tmp_path, profile="smoke")
+    assert base == cache_dir(cfg, x.clone(), root=tmp_path, profile="smoke")
+    for field, value in (("epochs", 2), ("eps", 4 / 255), ("seed", 1), ("lr", 2e-3), ("width", 8)):
+        assert cache_dir(dataclasses.replace(cfg, **{field: value}), x, root=tmp_path, profile="smoke") != base, field
+    changed = x.clone()
+    changed[0, 0, 0, 0] ^= 1  # one bit of one pixel
+    assert cache_dir(cfg, changed, root=tmp_path, profile="smoke") != base
+    assert cache_dir(cfg, x[:-1], root=tmp_path, profile="smoke") != base
+    monkeypatch.setattr(cache_mod, "source_digest", lambda: "edited")
+    assert cache_dir(cfg, x, root=tmp_path, profile="smoke") != base
+
+
+def test_a_changed_recipe_retrains(ds, tmp_path):
+    run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    other = run_method("csi", ds, "smoke", cache=tmp_path, **{**TINY, "epochs": 3})
+    assert not other.cached and len(other.train.history) == 3
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_an_interrupted_entry_resumes_and_a_damaged_one_is_refused(ds, tmp_path):
+    run = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    (entry,) = tmp_path.iterdir()
+    history = json.loads((entry / "history.json").read_text())
+    (entry / "history.json").write_text(json.dumps(history[:1]))  # as if stopped after epoch 1 ...
+    assert not is_complete(entry, run.train.config)
+    (entry / "last.pt").write_bytes(b"not a checkpoint")  # ... and its checkpoint damaged
+    with pytest.raises(CheckpointError, match="is damaged or not a torch checkpoint"):
+        run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+
+
+def test_the_images_digest_is_of_the_bytes():
+    a = torch.arange(12, dtype=torch.uint8).reshape(1, 3, 2, 2)
+    assert images_digest(a) == images_digest(a.clone()) != images_digest(a.float())
+    assert images_digest(a) != images_digest(a.reshape(3, 1, 2, 2))
+
+
+def test_out_and_cache_are_exclusive(ds, tmp_path):
+    with pytest.raises(ValueError, match=r"^give either out= \(a run folder\) or cache= \(the checkpoint cache\), not both$"):
+        run_method("csi", ds, "smoke", cache=tmp_path, out=tmp_path / "run", **TINY)
+
+
+def test_where_the_cache_lives(monkeypatch, tmp_path):
+    monkeypatch.delenv("RADLIB_CACHE", raising=False)
+    project = tmp_path / "proj"
+    (project / "radlib").mkdir(parents=True)
+    (project / "radlib" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text("")
+    (project / "notebooks").mkdir()
+    monkeypatch.chdir(project / "notebooks")
+    assert default_cache_root() == project.resolve() / "runs" / "cache"
+    assert resolve_cache(True) == project.resolve() / "runs" / "cache"
+    assert resolve_cache(False) is None and resolve_cache(None) is None
+    assert resolve_cache(str(tmp_path / "x")) == tmp_path / "x"
+    monkeypatch.chdir(tmp_path)
+    assert default_cache_root() == tmp_path.resolve() / "runs" / "cache"
+    monkeypatch.setenv("RADLIB_CACHE", str(tmp_path / "elsewhere"))
+    assert resolve_cache(True) == tmp_path / "elsewhere"
+    monkeypatch.setenv("RADLIB_CACHE", "off")
+    assert resolve_cache(True) is None
+    assert resolve_cache(tmp_path / "explicit") == tmp_path / "explicit"  # an explicit folder still counts
+
+
+def test_source_digest_covers_every_module():
+    files = sorted(Path(cache_mod.__file__).parent.rglob("*.py"))
+    assert len(files) > 30 and len(cache_mod.source_digest()) == 64
+
+
+def test_claims_are_asserted_in_real_profiles_only():
+    assert get_profile("cpu").asserts_claims and get_profile("lab").asserts_claims
+    assert get_profile("paper").asserts_claims and not get_profile("smoke").asserts_claims
+    tiny = apply_overrides(get_profile("lab"), "epochs=1,n_train=32")
+    assert tiny.overridden == ("epochs", "n_train") and not tiny.asserts_claims
+    assert apply_overrides(tiny, "width=4").overridden == ("epochs", "n_train", "width")
+    with pytest.raises(ValueError, match="expected FIELD=VALUE"):
+        apply_overrides(get_profile("lab"), "overridden=x")
