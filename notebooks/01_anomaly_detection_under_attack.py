@@ -253,7 +253,7 @@ assert torch.equal(in_adv[labels == 1], images[labels == 1]), "the in-attack mus
 assert torch.equal(out_adv[labels == 0], images[labels == 0]), "the out-attack must not touch normals"
 assert result["PGD both"].auroc <= result["PGD in"].auroc + 1.0
 assert result["PGD both"].auroc <= result["PGD out"].auroc + 1.0
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     assert result.clean_auroc > 55, "CSI should detect the defects clean"
     assert result["PGD both"].auroc < result.clean_auroc - 20, "CSI should collapse under the in+out attack"
 print("checks passed")

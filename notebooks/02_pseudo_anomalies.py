@@ -306,7 +306,7 @@ for ds_ in datasets.values():
     assert bool(mask.flatten(1).any(1).all()), f"{ds_.name}: an empty CutPaste mask"
 assert keep_mask.dtype == torch.bool and keep_mask.shape == (len(candidates),)
 assert kept.shape[0] == n_keep and torch.equal(kept.cpu(), candidates[keep_mask])
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     d_norm = np.median(dist["normal (test)"])
     d_cp = np.median(np.concatenate([dist["pseudo: cutpaste"], dist["pseudo: scar"]]))
     assert d_cp > d_norm, "trained features should put the policy's pseudo-anomalies farther out than normals"

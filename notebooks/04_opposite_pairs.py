@@ -272,7 +272,7 @@ assert all("opposite" in h for h in runs["cobra"].train.history), "cobra must lo
 assert all("opposite" not in h for h in runs["cobra_no_opposite"].train.history), "no opposite term expected"
 assert all(np.all((c >= -1 - 1e-5) & (c <= 1 + 1e-5)) for c in cosines.values())
 assert len(cosines["cobra"]) == (policy.K - 1) * len(normals)
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     assert cosines["untrained"].mean() > 0.5, "an untrained network should barely separate x from its pseudo-anomaly"
     assert cosines["cobra"].mean() < cosines["cobra_no_opposite"].mean(), \
         "the opposite term should widen the normal / pseudo-anomaly margin"

@@ -285,7 +285,7 @@ assert refused, "a different config must not resume from the old checkpoint"
 for h in res.history:
     assert {"nt_xent", "opposite", "cls", "loss"} <= set(h), f"missing loss terms in {sorted(h)}"
     assert abs(h["loss"] - (h["nt_xent"] + h["opposite"] + h["cls"])) < 1e-3 * max(1.0, abs(h["loss"]))
-if profile.name in ("lab", "paper"):  # timings on a shared CI CPU are too noisy to assert on
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # CI CPU timings are too noisy to assert on
     secs = {(row["steps"], row["eps"]): row[cost] for row in rows_knob}
     assert secs[(max(knob_steps), cfg.eps)] > secs[(0, cfg.eps)], "attacks must cost time"
     assert res.history[-1]["loss"] < res.history[0]["loss"], "the training loss should fall"

@@ -351,7 +351,7 @@ assert masked_bpda.robust_auroc <= masked_naive.robust_auroc + 1.0, "BPDA must b
 assert main.checks, "the checks are attached to the main result's table"
 assert all(c.passed for c in knn_checks), "an attack beat the certificate: a bug"
 assert all(c <= a + 1e-6 for c, a in zip(certified, knn_attacked)) and abs(certified[0] - knn_attacked[0]) < 1e-6
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     assert res[head.name].auroc < 20, "PGD should break the non-robust CSI detector"
     assert all(c.passed for c in csi_checks), "CSI's evaluation should pass every masking check"
     assert cobra is not None and cobra.eval[head.name].auroc > res[head.name].auroc + 10, "COBRA should be more robust"

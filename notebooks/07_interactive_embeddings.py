@@ -270,7 +270,7 @@ fig = explorer.update(groups=["normal"])
 assert explorer.n_shown == n_normal and fig.axes[0].get_xlabel() == f"{AXIS}-1"
 explorer.update(groups=explorer.groups)
 
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     csi_ev, cobra_ev = runs["csi"][1], runs["cobra"][1]
     assert cobra_ev.robust_auroc > csi_ev.robust_auroc + 10, "COBRA should be clearly more robust than CSI"
     assert shift["csi"]["normal"] > shift["cobra"]["normal"], "the attack should move CSI's normals further"

@@ -374,7 +374,7 @@ for (label, m), e in evals.items():
 assert len({(r["eps"], r["steps"]) for r in rows}) == 1, "every row uses the same attack"
 for v in energy.values():
     assert 0.0 <= v["inside"] <= 1.0 and 0.0 < v["area"] < 1.0
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     mean_clean = {m: np.mean([evals[lb, m].clean_auroc for lb in datasets]) for m in METHODS}
     mean_att = {m: np.mean([evals[lb, m].robust_auroc for lb in datasets]) for m in METHODS}
     assert mean_att["cobra"] > mean_att["csi"] + 10, f"COBRA should be clearly more robust on average: {mean_att}"

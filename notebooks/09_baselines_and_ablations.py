@@ -219,7 +219,7 @@ assert len(protocols) == 1, f"the attack protocol differs between rows: {protoco
 assert pixel_ref.robust_auroc <= pixel_ref.clean_auroc + 1.0
 assert all(len(evals[lb].attacks) == 1 for lb in labels)
 assert {runs[lb].train.config.epochs for lb in labels} == {profile.epochs}, "same training budget for every row"
-if profile.name in ("lab", "paper"):  # asserted in cpu once the notebook series issue lands
+if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; not at overridden tiny sizes
     assert evals["COBRA"].robust_auroc > evals["CSI"].robust_auroc + 10, "COBRA should be more robust than CSI"
     assert evals["CSI"].robust_auroc < evals["CSI"].clean_auroc - 10, "PGD should hurt the non-robust CSI"
 print("checks passed")

@@ -175,7 +175,7 @@ results = {}
 for method in ("csi", "cobra"):
     for variant, data, pur in (("contaminated", ds, None), ("purified", ds, P), ("oracle", oracle_ds, None)):
         run = run_method(method, data, profile, device=str(device), seed=SEED, attacks=attacks, progress=False,
-                         purify=pur)
+                         purify=pur, cache=True)  # train once: a rerun loads runs/cache
         results[(method, variant)] = run.eval
         n_train = len(data.train) if pur is None else len(pur.kept)
         print(f"{method:6s} {variant:13s} n_train {n_train:4d}  clean {run.eval.clean_auroc:5.1f}  "
@@ -215,7 +215,7 @@ assert (drop >= -1e-4).all(), "adding images to a kNN bank can only lower the sc
 assert drop[y == 1].mean() > drop[y == 0].mean(), "the injected anomalies should pull the anomalies' scores down"
 for (method, variant), e in results.items():
     assert e.robust_auroc <= e.clean_auroc + 1.0, f"{method}/{variant}: the attack raised the AUROC"
-if profile.name in ("cpu", "lab", "paper"):
+if profile.asserts_claims:  # cpu measured (notebooks/README.md); not at overridden tiny sizes
     rob = {v: results[("cobra", v)].robust_auroc for v in variants}
     assert rob["oracle"] > rob["contaminated"], "contamination should cost COBRA robust AUROC"
     assert rob["purified"] - rob["contaminated"] >= (rob["oracle"] - rob["contaminated"]) / 2, \
