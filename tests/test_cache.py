@@ -2,7 +2,6 @@
 anything that decides the weights (config, images, radlib source) leads to another entry."""
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,9 +108,27 @@ def test_where_the_cache_lives(monkeypatch, tmp_path):
     assert resolve_cache(tmp_path / "explicit") == tmp_path / "explicit"  # an explicit folder still counts
 
 
-def test_source_digest_covers_every_module():
-    files = sorted(Path(cache_mod.__file__).parent.rglob("*.py"))
-    assert len(files) > 30 and len(cache_mod.source_digest()) == 64
+def test_source_digest_changes_with_any_module_byte_or_name(monkeypatch, tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "notes.txt").write_text("not source")
+    monkeypatch.setattr(cache_mod, "_PACKAGE", pkg)
+
+    def digest():
+        cache_mod.source_digest.cache_clear()
+        return cache_mod.source_digest()
+
+    base = digest()
+    (pkg / "notes.txt").write_text("still not source")
+    assert digest() == base  # only .py files count
+    (pkg / "sub" / "b.py").write_text("y = 3\n")  # one byte of a nested module
+    edited = digest()
+    assert edited != base
+    (pkg / "sub" / "b.py").rename(pkg / "sub" / "c.py")  # same bytes, another name
+    assert digest() != edited
+    cache_mod.source_digest.cache_clear()
 
 
 def test_claims_are_asserted_in_real_profiles_only():
