@@ -29,23 +29,24 @@
 # - the optional accept/reject filter that drops pseudo-anomalies that still look normal.
 #
 # **Run time**: `smoke` ≈ 15 s on a laptop CPU (random-init feature extractor: the geometry of section 4
-# teaches little) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet
+# teaches little) · `cpu` 0:54 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet
 # measured on a GPU) · `paper`: ≈ 15 min.
 
 # %% tags=["install"]
-# Colab / fresh machine: install radlib (a no-op where it is already installed)
+# Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
+# installs: this repository, your fork ("git+https://github.com/<you>/radlib@<branch>"), a zip of a checkout
+# ("https://github.com/<you>/radlib/archive/refs/heads/main.zip") or a folder ("/content/radlib").
+RADLIB_SOURCE = "git+https://github.com/radlib/radlib"
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("radlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/radlib/radlib"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", RADLIB_SOURCE], check=True)
 
 # %%
 # %matplotlib inline
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,13 +55,14 @@ from sklearn.decomposition import PCA
 
 import radlib
 from radlib.data import DatasetError, to_float
+from radlib.data.download import find_root
 from radlib.pipeline import load_data, teaching_model
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import (INVERSE_PERMUTATION, ROTATION_POLICY, GaussianFilter, apply_transform,
                                    cut_permute, cutout, cutpaste, filter_pseudo_anomalies, policy_for, rotate)
 from radlib.viz import image_grid
 
-PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "lab" | "paper"; None = lab with a GPU, smoke without
+PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
 SEED = 0
@@ -76,21 +78,11 @@ print(profile.banner(device, smoke_note=(
 #   `shared/data` beside the repository. Where it is absent (e.g. on Colab) the casting parts are skipped.
 
 # %%
-def find_casting_root() -> Path | None:
-    """A folder holding casting/ : $RADLIB_DATA, else ../../shared/data relative to this notebook."""
-    candidates = [os.environ.get("RADLIB_DATA"), Path.cwd().parent.parent / "shared" / "data",
-                  Path.cwd().parent / "shared" / "data"]
-    for c in candidates:
-        if c and (Path(c) / "casting").is_dir():
-            return Path(c)
-    return None
-
-
 datasets = {
     "surfaces": load_data("surfaces", "wood", None, profile, seed=SEED),
     "digits": load_data("digits", "3", profile.low_res_size, profile, seed=SEED),
 }
-casting_root = find_casting_root()
+casting_root = find_root("casting")  # $RADLIB_DATA, else shared/data beside the checkout
 if casting_root is None:
     print("casting data not found ($RADLIB_DATA or ../../shared/data): skipping the casting gallery. "
           "See data/README.md to get it.")
@@ -313,9 +305,20 @@ if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; 
 print("checks passed")
 
 # %% [markdown]
+# ## Conclusion
+# Pseudo-anomalies are the only anomalies a one-class detector sees in training, so they decide what it learns
+# to notice: CutPaste-style scars for textures and parts, rotations for aligned low-resolution images. A good
+# transform changes the image the way a defect would without being trivially detectable.
+#
+# **References.** Li et al., *CutPaste: Self-Supervised Learning for Anomaly Detection and Localization*, CVPR 2021.
+# Golan & El-Yaniv, *Deep Anomaly Detection Using Geometric Transformations*, NeurIPS 2018. Tack et al., NeurIPS 2020
+# (shifted instances). The COBRA paper, ICLR 2025 (its pseudo-anomaly policies).
+
+# %% [markdown]
 # ## Exercises
 # 1. Build your own policy, e.g. `Policy(((("identity", 1.0),), (("cutout", 0.5), ("elastic", 0.5))))`, and
-#    look at its `expand` grid. Which transforms are too easy (a black box is trivial to spot)?
+#    look at its `expand` grid. Which transforms are too easy (a black box is trivial to spot)? (Hint: a transform
+#    the head can tell apart from one pixel teaches the encoder nothing about defects.)
 # 2. Change `quantile` of the filter (0.5, 0.99): how does the rejection rate move? What does a rejected
 #    candidate have in common with its normal source?
 # 3. In section 4, which pseudo-anomaly lands nearest to the real anomalies? Does it match the transform you

@@ -29,17 +29,19 @@
 #   measure it yourself by comparing NT-Xent with `nt_xent_without_spurious`.
 #
 # **Run time**: `smoke` ≈ 10 s on a laptop CPU (random-init model: the direction measurements are noise) ·
-# `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet measured) · `paper`: ≈ 15 min.
+# `cpu` 0:48 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet measured) · `paper`: ≈ 15 min.
 
 # %% tags=["install"]
-# Colab / fresh machine: install radlib (a no-op where it is already installed)
+# Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
+# installs: this repository, your fork ("git+https://github.com/<you>/radlib@<branch>"), a zip of a checkout
+# ("https://github.com/<you>/radlib/archive/refs/heads/main.zip") or a folder ("/content/radlib").
+RADLIB_SOURCE = "git+https://github.com/radlib/radlib"
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("radlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/radlib/radlib"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", RADLIB_SOURCE], check=True)
 
 # %%
 # %matplotlib inline
@@ -58,13 +60,14 @@ import radlib
 from radlib.attacks import pgd
 from radlib.augment import SimCLRAugment
 from radlib.data import to_float
+from radlib.device import make_generator
 from radlib.losses import PairKind, nt_xent, nt_xent_without_spurious, pair_counts, pair_matrix
 from radlib.pipeline import load_data, teaching_model
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import policy_for
 from radlib.train import training_views
 
-PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "lab" | "paper"; None = lab with a GPU, smoke without
+PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
 SEED = 0
@@ -168,6 +171,42 @@ plt.show()
 # negatives from each anchor's softmax denominator. Fewer positive terms in a denominator can only make
 # `-log(positive / denominator)` smaller, so the variant is never larger than the standard loss.
 #
+# **The equation.** Rows `a` of the batch are unit projections $u_a$ (V views × K groups × N images), with
+# similarities $s_{aj} = u_a^\top u_j / \tau$ ($\tau = 0.5$). $P(a)$ are the $V-1$ other views of the same
+# instance; the denominator runs over every other row, split by the kind of pair (section 1):
+#
+# $$\mathcal{L}_\text{NT-Xent} = \frac{1}{|P|}\sum_a \sum_{p \in P(a)} -\log
+#   \frac{e^{s_{ap}}}{\sum_{j \in P(a)} e^{s_{aj}} + \sum_{j \in O(a)} e^{s_{aj}}
+#   + \underbrace{\textstyle\sum_{j \in S(a)} e^{s_{aj}}}_{\text{spurious negatives}} + \sum_{j \in N(a)} e^{s_{aj}}}$$
+#
+# with $O(a)$ the opposite pairs (same image, other group), $S(a)$ the spurious negatives (other image, same
+# group) and $N(a)$ the true negatives. `nt_xent_without_spurious` deletes the underbraced sum. (SimCLR: Chen et
+# al., ICML 2020, eq. 1; CSI: Tack et al., NeurIPS 2020, sec. 2.1, which adds the shifted instances as
+# negatives; the COBRA paper, ICLR 2025, names the $S(a)$ pairs *spurious negative pairs* in its method section,
+# and adds the opposite-pair term of notebook 04.) Ten lines of plain PyTorch, one pair at a time, give the same
+# numbers as radlib:
+
+# %%
+def nt_xent_reference(z: torch.Tensor, V: int, K: int, N: int, tau: float = 0.5, drop_spurious: bool = False):
+    u = F.normalize(z.double(), dim=1)  # rows: view-major, then group k, then image i
+    group, image = torch.arange(V * K * N) // N % K, torch.arange(V * K * N) % N
+    terms = []
+    for a in range(V * K * N):
+        spurious = [j for j in range(V * K * N) if image[j] != image[a] and group[j] == group[a]]
+        keep = [j for j in range(V * K * N) if j != a and not (drop_spurious and j in spurious)]
+        log_denominator = torch.logsumexp(torch.stack([u[a] @ u[j] / tau for j in keep]), 0)
+        for p in (j for j in keep if group[j] == group[a] and image[j] == image[a]):  # P(a): other views
+            terms.append(log_denominator - u[a] @ u[p] / tau)
+    return torch.stack(terms).mean()
+
+
+z_check = torch.randn(2 * 2 * 3, 8, generator=make_generator(SEED))  # V=2 views, K=2 groups, N=3 images
+for drop, ours in ((False, nt_xent(z_check, n_views=2)), (True, nt_xent_without_spurious(z_check, 2, 2))):
+    ref = nt_xent_reference(z_check, 2, 2, 3, drop_spurious=drop)
+    print(f"{'without spurious' if drop else 'standard NT-Xent':17s} radlib {float(ours):.6f}   reference {float(ref):.6f}")
+    assert abs(float(ours) - float(ref)) < 1e-5, "radlib's NT-Xent differs from the equation"
+
+# %% [markdown]
 # ## 4 · Do spurious negatives bend the adversarial direction?
 # COBRA's argument (ICLR 2025): adversarial training for anomaly detection needs perturbations that move a
 # normal image **toward the anomaly group** (inter-group), because that is exactly what a test-time in-attack
@@ -278,6 +317,10 @@ plt.show()
 # - Both losses are finite, and the loss without spurious negatives is never larger than the standard one.
 # - Every ATPT step stays inside the eps-ball, and the two losses give different steps (spurious negatives
 #   do change the gradient).
+# - In `cpu` (measured: median cos(δ, u) +0.02 with the spurious negatives, +0.17 without) and `lab`: the step
+#   *without* spurious negatives is better aligned with the normal → pseudo-anomaly direction u — the paper's
+#   claim that spurious negatives bend the inter-group adversarial direction. (Not in `smoke`: a random-init
+#   model's directions are noise.)
 
 # %%
 small = pair_counts(pair_matrix(2, 2, 2))
@@ -294,12 +337,27 @@ for name, s in stats.items():
 assert max_step <= eps + 1e-6, f"an ATPT step left the eps-ball: {max_step} > {eps}"
 assert not np.allclose(stats["standard NT-Xent"]["cos"], stats["without spurious"]["cos"]), \
     "removing the spurious negatives should change the ATPT step"
+if profile.asserts_claims:  # cpu / lab / paper as defined in radlib.profiles; not at overridden tiny sizes
+    med = {name: float(np.median(s["cos"])) for name, s in stats.items()}
+    assert med["without spurious"] > med["standard NT-Xent"], \
+        f"spurious negatives should bend the ATPT step away from the inter-group direction: {med}"
 print("checks passed")
+
+# %% [markdown]
+# ## Conclusion
+# In a contrastive batch of normal images, every *other* normal image is a negative: NT-Xent pushes normals
+# apart from each other although they belong to one group. These spurious negatives are most of each anchor's
+# denominator, and removing them changes the direction of the adversarial perturbation that adversarial contrastive
+# training uses — the observation COBRA starts from.
+#
+# **References.** Chen et al., *A Simple Framework for Contrastive Learning of Visual Representations* (SimCLR),
+# ICML 2020. Khosla et al., *Supervised Contrastive Learning*, NeurIPS 2020. Kim et al., *Adversarial Self-Supervised
+# Contrastive Learning*, NeurIPS 2020. The COBRA paper, ICLR 2025.
 
 # %% [markdown]
 # ## Exercises
 # 1. Redraw the pair matrix for K=4 (rotations) and V=4 (COBRA's four views [v1, v2, ATPT, ATNT]).
-#    What fraction of each anchor's denominator is spurious now?
+#    What fraction of each anchor's denominator is spurious now? (Hint: `formula_counts(N, 4, 4)` from section 2.)
 # 2. Replace one PGD step by 10 (`steps=10, alpha=2.5 * eps / 10`): does the gap between the two losses grow?
 # 3. Use `radlib.losses.supcon_loss` with group labels (`group_labels(N, K, 2)`): the spurious negatives become
 #    positives. Add it as a third variant to section 4.

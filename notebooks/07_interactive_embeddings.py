@@ -30,18 +30,20 @@
 #   re-draws cached coordinates.
 #
 # **Run time**: `smoke` ≈ 40 s on a laptop CPU (2-D map by PCA, see below; numbers prove the code runs, nothing
-# more) · `lab` ≈ 12 min on a free Colab T4 (an estimate from the 00 notebook's timings plus one UMAP fit; not
+# more) · `cpu` 1:12 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 12 min on a free Colab T4 (an estimate from the 00 notebook's timings plus one UMAP fit; not
 # measured) · `paper`: hours.
 
 # %% tags=["install"]
-# Colab / fresh machine: install radlib (a no-op where it is already installed)
+# Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
+# installs: this repository, your fork ("git+https://github.com/<you>/radlib@<branch>"), a zip of a checkout
+# ("https://github.com/<you>/radlib/archive/refs/heads/main.zip") or a folder ("/content/radlib").
+RADLIB_SOURCE = "git+https://github.com/radlib/radlib"
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("radlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/radlib/radlib"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", RADLIB_SOURCE], check=True)
 
 # %%
 # %matplotlib inline
@@ -61,13 +63,12 @@ from radlib.data import to_float
 from radlib.device import make_generator
 from radlib.embed import ANY_STATE, EmbeddingExplorer, EmbeddingSet, collect_embeddings, fit_embedding
 from radlib.evaluate import evaluate
-from radlib.pipeline import default_attacks, fit_score, load_data
+from radlib.pipeline import default_attacks, load_data, run_method, untrained
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import policy_for
-from radlib.train import TrainConfig, train
 from radlib.viz import image_grid
 
-PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "lab" | "paper"; None = lab with a GPU, smoke without
+PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
 SEED = 0
@@ -89,7 +90,7 @@ print(profile.banner(device, smoke_note=(
 # - **real anomalies** of the test set — scratches, cracks, stains the detector never saw (red).
 
 # %%
-ds = load_data("surfaces", "metal", None, profile, seed=SEED)
+ds = load_data(*profile.dataset, None, profile, seed=SEED)  # cpu: digits/0 at 16 px; else surfaces/metal
 test = ds.test
 x_normal = to_float(test.images[test.labels == 0])
 x_anomaly = to_float(test.images[test.labels == 1])
@@ -106,18 +107,19 @@ plt.show()
 
 # %% [markdown]
 # ## 2 · Train CSI and COBRA, keeping snapshots for the checkpoint slider
-# `train(..., on_epoch_end=...)` calls us after every epoch; we keep a CPU copy of the weights at a few epochs
-# (every epoch in `smoke`, at most 6 in `lab`). After training we fit each method's own anomaly score and
+# `run_method(..., on_epoch_end=...)` calls us after every training epoch; we keep a CPU copy of the weights at a
+# few epochs (every epoch in `smoke`, at most 6 otherwise), plus the untrained start (epoch 0). A detector that
+# comes from the checkpoint cache (trained by notebook 00) is not trained again, so the slider then has only its
+# start and its end: `RADLIB_CACHE=off` retrains with every snapshot. After training we fit the score and
 # attack the test images **once per method** with PGD on that score (`evaluate(..., keep_adversarial=True)`):
 # normals are pushed to look anomalous, anomalies to look normal, inside an L∞ ball of radius eps.
 
 # %%
-snap_epochs = sorted({int(round(e)) for e in np.linspace(1, profile.epochs, min(profile.epochs, 6))})
+n_epochs = profile.epochs_for(len(ds.train))
+snap_epochs = sorted({int(round(e)) for e in np.linspace(1, n_epochs, min(n_epochs, 6))})
 attacks = default_attacks(profile, ds.image_size)
 runs, snapshots = {}, {}
 for method in ("csi", "cobra"):
-    cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
-                                   n_train=len(ds.train.images), category=ds.normal, channels=ds.channels, seed=SEED)
     snaps = {}
 
     def keep(epoch, means, model, snaps=snaps):
@@ -125,12 +127,16 @@ for method in ("csi", "cobra"):
             snaps[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     t0 = time.perf_counter()
-    res = train(cfg, ds, device=device, progress=False, on_epoch_end=keep)
-    score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=SEED)
-    ev = evaluate(score, test, attacks=attacks, batch_size=128, device=device, seed=SEED, keep_adversarial=True)
-    runs[method], snapshots[method] = (res, ev), snaps
+    r = run_method(method, ds, profile, device=str(device), seed=SEED, attacks=[], progress=False, on_epoch_end=keep,
+                   cache=True)  # cached (notebook 00 trained it): only the start and the end, no epochs between
+    res = r.train
+    snaps[0] = {k: v.detach().to("cpu", copy=True) for k, v in untrained(res.config).model.state_dict().items()}
+    snaps[res.config.epochs] = {k: v.detach().to("cpu", copy=True) for k, v in res.model.state_dict().items()}
+    ev = evaluate(r.score, test, attacks=attacks, batch_size=128, device=device, seed=SEED, keep_adversarial=True)
+    runs[method], snapshots[method] = (res, ev), dict(sorted(snaps.items()))
     print(f"{method:6s} clean AUROC {ev.clean_auroc:5.1f} · attacked AUROC {ev.robust_auroc:5.1f} · "
-          f"snapshots at epochs {list(snaps)} · {time.perf_counter() - t0:.0f} s")
+          f"snapshots at epochs {list(snapshots[method])} · {time.perf_counter() - t0:.0f} s"
+          f"{' (weights from the cache)' if r.cached else ''}")
 print("attack:", attacks[0].describe())
 
 # %% [markdown]
@@ -164,7 +170,7 @@ print(f"{len(emb)} points of dimension {emb.features.shape[1]} -> 2-D by {AXIS} 
 
 explorer = EmbeddingExplorer.from_set(emb, coords, axis_label=AXIS, title="projection space",
                                       group_order=("normal", "pseudo-anomaly", "real anomaly"))
-last = snap_epochs[-1]
+last = max(snapshots["cobra"])  # the trained detector
 
 # %% [markdown]
 # ## 4 · The picture at the last epoch
@@ -245,7 +251,8 @@ n_normal, n_anomaly, n_pseudo = len(x_normal), len(x_anomaly), len(x_pseudo)
 assert n_pseudo == (policy.K - 1) * n_normal, "one pseudo-anomaly per normal and chunk k >= 1"
 assert coords.shape == (len(emb), 2) and np.isfinite(coords).all()
 per_view = 2 * (n_normal + n_anomaly) + n_pseudo  # clean + attacked + the shared pseudo-anomalies
-assert len(emb) == len(runs) * len(snap_epochs) * per_view
+assert len(emb) == sum(len(snapshots[m]) for m in runs) * per_view
+assert all(min(snapshots[m]) == 0 and max(snapshots[m]) == last for m in runs), "from the start to the trained model"
 
 # the last snapshot is the trained model: same projection of the normal test images
 for method, (res, ev) in runs.items():
@@ -277,13 +284,22 @@ if profile.name in ("lab", "paper") and profile.asserts_claims:  # lab numbers; 
 print("checks passed")
 
 # %% [markdown]
+# ## Conclusion
+# One 2-D map fitted on every point shows what the numbers of 06 mean: under attack, CSI's normals cross to the
+# anomalies' side and back, while COBRA's attacked images stay near their clean positions. Trust only what survives
+# a change of the map's settings, and measure distances in the feature space, not on the map.
+#
+# **References.** McInnes et al., *UMAP: Uniform Manifold Approximation and Projection*, arXiv 1802.03426.
+# Wattenberg et al., *How to Use t-SNE Effectively*, Distill 2016 (why a 2-D map's distances mislead).
+
+# %% [markdown]
 # ## Exercises
 # 1. Embed `feature="features"` (the 512-d penultimate layer) instead of the projection: does the picture, and
 #    the shift of attacked images, change? Which space does the anomaly score use?
 # 2. Fit two separate maps, one on the clean points and one on the attacked points, and draw them side by side.
 #    Why can you no longer tell how far an attacked image moved?
 # 3. Change UMAP's `n_neighbors` (5, 15, 50) and `min_dist` (0.0, 0.1, 0.5): which conclusions survive every
-#    setting? (Only those are worth trusting.)
+#    setting? (Only those are worth trusting. Hint: `fit_embedding(emb, method="umap", n_neighbors=5, ...)`.)
 # 4. Re-attack the detector at an early snapshot (load `snapshots["csi"][1]` into a copy of the model, fit its
 #    score with `fit_score`, run `evaluate(..., keep_adversarial=True)`) and compare with the transfer attack that
 #    the slider shows.

@@ -32,18 +32,20 @@
 #   (COBRA) as well as a plain one (CSI).
 #
 # **Run time**: `smoke` ≈ 20 s on 2 CPU cores (tiny models; the purification numbers are real, the trained
-# detectors' are not) · `cpu` 11 min on 2 cores (6 detectors of the `cpu` recipe; 11:18 measured, every check passed) · `lab`: budgeted for
+# detectors' are not) · `cpu` 5:36 on 2 AVX2 cores (4 detectors trained, 2 from the cache; measured, every check passed) · `lab`: budgeted for
 # ≤ 15 min on a free Colab T4, not yet measured · `paper`: hours.
 
 # %% tags=["install"]
-# Colab / fresh machine: install radlib (a no-op where it is already installed)
+# Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
+# installs: this repository, your fork ("git+https://github.com/<you>/radlib@<branch>"), a zip of a checkout
+# ("https://github.com/<you>/radlib/archive/refs/heads/main.zip") or a folder ("/content/radlib").
+RADLIB_SOURCE = "git+https://github.com/radlib/radlib"
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("radlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/radlib/radlib"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", RADLIB_SOURCE], check=True)
 
 # %%
 # %matplotlib inline

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["auroc", "parse_eps", "format_eps"]
+__all__ = ["auroc", "parse_eps", "format_eps", "mean_std", "format_mean_std"]
 
 
 def auroc(scores: torch.Tensor | np.ndarray | Sequence[float], labels: torch.Tensor | np.ndarray | Sequence[int]
@@ -91,3 +91,21 @@ def format_eps(eps: float) -> str:
     return f"{eps:g}"
 
 
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``, as ``statistics.stdev``) of per-seed values; the std of
+    one value is 0.0. Raises ValueError on an empty sequence or a non-finite value."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("mean_std needs at least one value")
+    if not np.isfinite(v).all():
+        raise ValueError(f"mean_std got a non-finite value: {v.tolist()}")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def format_mean_std(values: Sequence[float], digits: int = 1) -> str:
+    """``"98.7 ± 1.0"`` over several seeds, ``"98.7"`` for one (no spread to show); see :func:`mean_std`."""
+    values = list(values)
+    m, s = mean_std(values)
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"

@@ -8,8 +8,8 @@ without one (``CI=true`` forces ``smoke`` unless ``RADLIB_PROFILE`` says otherwi
 Example:
     >>> from radlib.profiles import get_profile
     >>> p = get_profile("cpu")
-    >>> p.low_res_size, p.train_steps, p.epochs_for(119)  # 700 steps of 16 images: 100 epochs of 119 images
-    (16, 700, 100)
+    >>> p.low_res_size, p.train_steps, p.epochs_for(119)  # 240 steps of 16 images: 35 epochs of 119 images
+    (16, 240, 35)
 """
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ class Profile:
         score: the anomaly score fitted after training, ``"own"`` (the method's: the CSI/COBRA ensemble score;
             kNN for msc) or ``"knn"`` (mean cosine distance to the 2 nearest normal-train backbone features, any
             method); see :func:`radlib.pipeline.fit_score`.
+        data: the notebooks' teaching data set as ``"name/category"`` (:attr:`dataset`): ``surfaces/metal``
+            (generated, with masks) everywhere but ``cpu``, whose recipe was measured on ``digits/0`` at 16 px
+            (surfaces at 32 px takes twice as long and keeps a quarter of the gap); every notebook that trains
+            uses it, so they share their trained detectors through the cache.
+        seeds: how many seeds a notebook trains for a claim that compares methods (mean ± std; 1 = no spread).
         train_steps: None = train ``epochs`` epochs; an int = a budget of optimiser steps, whatever the size of the
             training set: ``epochs`` becomes ``ceil(train_steps / steps per epoch)`` (:meth:`epochs_for`), so a
             119-image class of digits and a 1,000-image class of Fashion-MNIST get the same amount of training.
@@ -88,7 +93,16 @@ class Profile:
     amp: bool = True
     train_steps: int | None = None
     score: str = "own"
+    data: str = "surfaces/metal"
+    seeds: int = 1
     overridden: tuple[str, ...] = ()
+
+    @property
+    def dataset(self) -> tuple[str, str | None]:
+        """``data`` as ``(name, category)`` for :func:`radlib.pipeline.load_data` (category None where there is
+        none, e.g. ``"casting"``)."""
+        name, _, category = self.data.partition("/")
+        return name, (category or None)
 
     @property
     def asserts_claims(self) -> bool:
@@ -107,7 +121,7 @@ class Profile:
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
                 raise ValueError(f"{name} must be in [0, 1] (pixel units, e.g. 8/255), got {v}")
-        for name in ("epochs", "batch_size", "eval_steps", "eval_samples", "width", "image_size", "low_res_size"):
+        for name in ("seeds", "epochs", "batch_size", "eval_steps", "eval_samples", "width", "image_size", "low_res_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.train_steps is not None and self.train_steps < 1:
@@ -150,26 +164,28 @@ PROFILES: dict[str, Profile] = {
         epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, width=16,
         train_attack_steps=1, train_eps=8 / 255,
         eval_steps=2, eval_eps=None, eval_samples=1),
-    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "The `cpu` recipe"): 700 AdamW steps of 16
-    # images at 16 px, width 16, 2-step training attacks at 8/255, feature-kNN score
+    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "The `cpu` recipe"): AdamW steps of 16 images
+    # at 16 px, width 16, 2-step training attacks at 8/255, feature-kNN score; 700 steps were measured first (3
+    # seeds), then cut to 240 so that the notebook series fits a 2-core machine without bf16 ("The `cpu` budget")
     "cpu": Profile(
         name="cpu", description="a laptop or lab PC without a GPU (2 cores): minutes, shows the robust gap",
         image_size=32, low_res_size=16, n_train=256, n_test=200, max_train=1000, max_test=400,
         epochs=100, batch_size=16, lr=1e-3, optimizer="adam", warmup_epochs=1, width=16,
         train_attack_steps=2, train_eps=8 / 255,
-        eval_steps=20, eval_eps=4 / 255, eval_samples=1, train_steps=700, score="knn"),
+        eval_steps=20, eval_eps=4 / 255, eval_samples=1, train_steps=240, score="knn",
+        data="digits/0", seeds=3),
     "lab": Profile(
         name="lab", description="free Colab T4, <= 15 min per notebook (~1.5 min of H100)",
         image_size=64, low_res_size=32, n_train=512, n_test=400, max_train=2000, max_test=1000,
         epochs=30, batch_size=64, lr=1e-3, optimizer="adam", warmup_epochs=2, width=64,
         train_attack_steps=3, train_eps=8 / 255,
-        eval_steps=20, eval_eps=None, eval_samples=1),
+        eval_steps=20, eval_eps=None, eval_samples=1, seeds=3),
     "paper": Profile(
         name="paper", description="the paper's settings: ResNet-18 from scratch, 100 epochs, PGD-10 training",
         image_size=224, low_res_size=32, n_train=2000, n_test=1000, max_train=None, max_test=None,
         epochs=100, batch_size=64, lr=1.0, optimizer="lars", warmup_epochs=10, width=64,
         train_attack_steps=10, train_eps=8 / 255,
-        eval_steps=1000, eval_eps=None, eval_samples=10, eval_augment=True),
+        eval_steps=1000, eval_eps=None, eval_samples=10, eval_augment=True, seeds=3),
 }
 
 

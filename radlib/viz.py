@@ -6,14 +6,14 @@ in a script, ``fig.savefig(path)``.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .results import EvalResult
 
-__all__ = ["image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms", "plot_auroc_vs_eps",
+__all__ = ["auroc_bars", "image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms", "plot_auroc_vs_eps",
            "plot_purification", "use_style"]
 
 
@@ -107,6 +107,63 @@ def methods_auroc_vs_eps(results: dict[str, object], title: str = "Robust AUROC 
     ax.set_ylim(-2, 102)
     ax.set_title(f"{title}\n({attack})" if attack else title, fontsize=10)
     ax.legend(fontsize=8)
+    return fig
+
+
+def auroc_bars(rows: Mapping[str, EvalResult | Sequence[EvalResult]], *, attack_name: str | None = None,
+               title: str = "Clean and attacked AUROC", reference: Mapping[str, float] | None = None,
+               figsize: tuple[float, float] | None = None) -> Any:
+    """Clean and attacked AUROC (%) per row as bars: the mean over the row's results (one per seed), a black
+    error bar of one sample std (``ddof=1``) and a dot per seed where a row has several.
+
+    ``rows`` maps a label (a method, a variant) to one :class:`EvalResult` or a sequence of them (seeds);
+    ``attack_name``: default each result's first attack. ``reference``: extra dashed lines (label -> AUROC), e.g.
+    an untrained detector's attacked AUROC; chance (50) is always drawn. Returns a Figure (seaborn draws it).
+    """
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    if not rows:
+        raise ValueError("no rows to plot")
+    data: dict[str, list[Any]] = {"row": [], "kind": [], "AUROC (%)": []}
+    attack = None
+    for label, res in rows.items():
+        results = [res] if isinstance(res, EvalResult) else list(res)
+        if not results:
+            raise ValueError(f"row {label!r} has no results")
+        for r in results:
+            if not r.attacks:
+                raise ValueError(f"row {label!r}: a result without attacks")
+            a = r.attacks[0] if attack_name is None else r[attack_name]
+            attack = attack or a.spec
+            data["row"] += [label, label]
+            data["kind"] += ["clean", "attacked"]
+            data["AUROC (%)"] += [r.clean_auroc, a.auroc]
+    n_max = max(1 if isinstance(r, EvalResult) else len(r) for r in rows.values())
+    fig = Figure(figsize=figsize or (max(5.0, 1.3 * len(rows) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    palette = {"clean": "#9ecae1", "attacked": "#08519c"}
+    sns.barplot(data=data, x="row", y="AUROC (%)", hue="kind", palette=palette, errorbar="sd", capsize=0.15,
+                err_kws={"linewidth": 1, "color": "k"}, ax=ax)
+    for container, text_colour in zip(ax.containers, ("black", "white")):  # the means, at the foot of each bar
+        for bar in container:
+            ax.text(bar.get_x() + bar.get_width() / 2, 1.5, f"{bar.get_height():.1f}", ha="center", va="bottom",
+                    fontsize=7, color=text_colour if bar.get_height() > 8 else "black")
+    if n_max > 1:
+        sns.stripplot(data=data, x="row", y="AUROC (%)", hue="kind", dodge=True, size=3, jitter=0.08,
+                      palette={"clean": "k", "attacked": "k"}, legend=False, ax=ax)
+    ax.axhline(50, color="grey", ls=":", lw=1, label="chance (50)")
+    for (name, value), color in zip((reference or {}).items(), ("tab:red", "tab:green", "tab:purple")):
+        ax.axhline(value, color=color, ls="--", lw=1, label=f"{name} ({value:.1f})")
+    ax.set_ylim(0, 108)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelsize=8)
+    n_min = min(1 if isinstance(r, EvalResult) else len(r) for r in rows.values())
+    seeds = f"{n_max}" if n_min == n_max else f"{n_min}-{n_max}"
+    spread = f"mean ± std over {seeds} seeds, dots = seeds" if n_max > 1 else "one seed"
+    what = "-" if attack is None else attack.short() + (" in+out" if attack.mode == "both" else "")
+    ax.set_title(f"{title}\n(attacked: {what}; {spread})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 

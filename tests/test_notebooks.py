@@ -41,6 +41,8 @@ def test_house_structure(ipynb):
     assert re.search(r"what you will learn", first.source, re.I), "a 'What you will learn' list up front"
     install = cells[1]
     assert install.cell_type == "code" and "pip" in install.source and "install" in install.metadata.get("tags", [])
+    assert re.search(r"^RADLIB_SOURCE = \"", install.source, re.M) and '"install", "-q", RADLIB_SOURCE]' in install.source, \
+        "the install cell installs the one RADLIB_SOURCE variable set at its top (a fork, a zip or a folder)"
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
     assert "RADLIB_PROFILE" in code and "get_profile" in code, "a PROFILE switch"
     assert re.search(r"^\s*assert ", code, re.M), "asserted 'what you should see' checks"

@@ -2,8 +2,11 @@
 
 Each ``.py`` twin runs as a plain script with ``RADLIB_PROFILE=cpu`` (a 2-core laptop's sizes, no overrides), so
 its "what you should see" checks, the numeric claims included (COBRA stays robust where CSI collapses), are
-executed, not skipped or stripped. The checkpoint cache is a fresh folder: every detector is trained here.
-Measured times: ``notebooks/README.md``.
+executed, not skipped or stripped. They share one fresh checkpoint cache, in this order, as a reader running the
+series would: 00 trains CSI and COBRA (seed 0), 04 adds seeds 1-2 and COBRA without opposite pairs, 06 reloads
+00's detectors, 09 reuses all of them and trains its other rows. ``make test`` leaves these four out of the smoke
+nbval run and of the tiny-size lab-path run (the cpu run executes every branch those would). Measured times:
+``notebooks/README.md``.
 """
 from __future__ import annotations
 
@@ -15,14 +18,16 @@ from pathlib import Path
 import pytest
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-CPU_NOTEBOOKS = ["00_quickstart"]  # the rest: smoke under nbval, lab paths at tiny sizes (see the README)
+# the notebooks that carry the central claims; the rest: smoke under nbval, lab paths at tiny sizes (README)
+CPU_NOTEBOOKS = ["00_quickstart", "04_opposite_pairs", "06_robust_evaluation", "09_baselines_and_ablations"]
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("name", CPU_NOTEBOOKS)
-def test_notebook_claims_hold_in_cpu(name, tmp_path):
-    env = {**os.environ, "RADLIB_PROFILE": "cpu", "RADLIB_DEVICE": "cpu", "RADLIB_CACHE": str(tmp_path / "cache"),
+def test_notebook_claims_hold_in_cpu(name, cpu_cache):
+    before = {p.name for p in cpu_cache.iterdir()}
+    env = {**os.environ, "RADLIB_PROFILE": "cpu", "RADLIB_DEVICE": "cpu", "RADLIB_CACHE": str(cpu_cache),
            "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
     env.pop("RADLIB_PROFILE_OVERRIDES", None)
     env.pop("CI", None)
@@ -31,4 +36,16 @@ def test_notebook_claims_hold_in_cpu(name, tmp_path):
     assert proc.returncode == 0, f"{name} failed in cpu:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert "profile 'cpu'" in proc.stdout and "overridden" not in proc.stdout
     assert "checks passed" in proc.stdout
-    assert any((tmp_path / "cache").iterdir()), "the notebook should have trained into the cache"
+    after = {p.name for p in cpu_cache.iterdir()}
+    assert after >= before and after, "the notebook should train into (or load from) the shared cache"
+    if name == "00_quickstart" and not before:
+        assert len(after) == 2, f"00 trains CSI and COBRA into a fresh cache: {sorted(after)}"
+    if name == "06_robust_evaluation" and before:  # after 00 (the order of this module): nothing new to train
+        assert after == before, f"06 should reload 00's detectors, it trained {sorted(after - before)}"
+
+
+def test_make_test_runs_these_in_cpu_not_smoke():
+    """The Makefile's list (left out of the smoke nbval and lab-path runs) is this module's list."""
+    make = (NB_DIR.parent / "Makefile").read_text()
+    line = next(ln for ln in make.splitlines() if ln.startswith("CPU_NOTEBOOKS"))
+    assert line.split(":=", 1)[1].split() == CPU_NOTEBOOKS

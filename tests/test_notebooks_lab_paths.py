@@ -6,7 +6,9 @@ would otherwise first run on a borrowed GPU, where a typo costs minutes of devic
 ``.py`` twin runs as a plain script with ``RADLIB_PROFILE=lab`` and ``RADLIB_PROFILE_OVERRIDES`` shrinking the
 sizes. The asserts run (no ``python -O``): checks that hold at any size must pass here, and the numeric claims
 are skipped by the notebooks themselves (``profile.asserts_claims`` is False for an overridden profile: their
-numbers need real sizes). Any exception fails the test.
+numbers need real sizes). Any exception fails the test. The notebooks of ``test_notebooks_cpu.CPU_NOTEBOOKS`` are
+left out: they run in the real ``cpu`` profile, whose claims are guarded by ``profile.asserts_claims`` like
+``lab``'s, so every branch a tiny ``lab`` run would take runs there with real numbers.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_notebooks_cpu import CPU_NOTEBOOKS  # these run in the real cpu profile instead: every branch of theirs
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-SCRIPTS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
+SCRIPTS = [p for p in sorted(NB_DIR.glob("[0-9][0-9]_*.py")) if p.stem not in CPU_NOTEBOOKS]
 TINY_LAB = ("image_size=32,low_res_size=32,n_train=48,n_test=32,max_train=64,max_test=48,epochs=1,batch_size=16,"
             "warmup_epochs=0,width=16,train_attack_steps=1,eval_steps=2,eval_samples=1")
 

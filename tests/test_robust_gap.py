@@ -1,7 +1,8 @@
 """The claim radlib exists to show, checked on every change: with the ``cpu`` profile's recipe (a 2-core laptop,
 minutes), COBRA keeps detecting under attack while CSI collapses.
 
-Trains both methods once on ``digits`` (normal class 0; embedded, no download), seed 0, and evaluates clean and
+Trains both methods once on ``digits`` (normal class 0; embedded, no download), seed 0 -- through the session's
+checkpoint cache, so the detectors notebook 00 trained in its ``cpu`` run are reused -- and evaluates clean and
 in+out PGD-20 at the profile's eps. Asserted: COBRA's PGD-20 AUROC >= CSI's + 30 points, COBRA clean >= 90, CSI
 clean well above chance (it learned: its collapse is the attack's doing, not a failure to train). Times are
 reported by ``benchmarks/bench_recipe.py --profile cpu``, never asserted here.
@@ -22,14 +23,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs():
+def runs(cpu_cache):
     profile = get_profile("cpu")  # explicitly: CI runs the rest of the suite in smoke
     ds = load_data("digits", "0", None, profile, seed=0)
     attack = AttackSpec(eps=profile.eps_for(ds.image_size), steps=20)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        runs = {m: run_method(m, ds, profile, device="cpu", seed=0, progress=False, attacks=[attack])
-                for m in ("csi", "cobra")}
+        runs = {m: run_method(m, ds, profile, device="cpu", seed=0, progress=False, attacks=[attack], cache=cpu_cache)
+                for m in ("csi", "cobra")}  # the session cache: trained once, by notebook 00's cpu run or here
     report = os.environ.get("RADLIB_GAP_REPORT")  # a file for the numbers (e.g. to compare two versions)
     if report:
         Path(report).write_text(json.dumps({m: _fingerprint(r) for m, r in runs.items()}, indent=1))

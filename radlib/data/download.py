@@ -24,7 +24,7 @@ from typing import Iterator
 
 from ._base import DatasetError
 
-__all__ = ["resolve_root", "sha256sum", "download_url", "extract_archive", "host_reachable",
+__all__ = ["find_root", "resolve_root", "sha256sum", "download_url", "extract_archive", "host_reachable",
            "cleanup_on_failure", "ensure_dataset"]
 
 _CHUNK = 1 << 20
@@ -35,6 +35,18 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path:
     if root is None:
         root = os.environ.get("RADLIB_DATA") or "data"
     return Path(root).expanduser()
+
+
+def find_root(name: str, start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The first data root that holds a folder ``name`` (e.g. ``"casting"``), or None: ``$RADLIB_DATA``, then
+    ``shared/data`` beside each folder from ``start`` (default: the working directory) upwards — a notebook in
+    ``<checkout>/notebooks`` finds ``<checkout>/../shared/data`` — then ``./data``. Nothing is created."""
+    here = Path(start or Path.cwd()).resolve()
+    candidates = [os.environ.get("RADLIB_DATA")] + [d / "shared" / "data" for d in (here, *here.parents)]
+    for c in [*candidates, Path("data")]:
+        if c and (Path(c).expanduser() / name).is_dir():
+            return Path(c).expanduser()
+    return None
 
 
 def sha256sum(path: str | os.PathLike[str]) -> str:
