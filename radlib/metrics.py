@@ -91,8 +91,6 @@ def format_eps(eps: float) -> str:
     return f"{eps:g}"
 
 
-
-
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (``ddof=1``, as ``statistics.stdev``) of per-seed values; the std of
     one value is 0.0. Raises ValueError on an empty sequence or a non-finite value."""

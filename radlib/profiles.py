@@ -121,7 +121,8 @@ class Profile:
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
                 raise ValueError(f"{name} must be in [0, 1] (pixel units, e.g. 8/255), got {v}")
-        for name in ("seeds", "epochs", "batch_size", "eval_steps", "eval_samples", "width", "image_size", "low_res_size"):
+        for name in ("seeds", "epochs", "batch_size", "eval_steps", "eval_samples", "width", "image_size",
+                     "low_res_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.train_steps is not None and self.train_steps < 1:

@@ -13,8 +13,8 @@ import torch
 
 from .results import EvalResult
 
-__all__ = ["auroc_bars", "image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms", "plot_auroc_vs_eps",
-           "plot_purification", "use_style"]
+__all__ = ["auroc_bars", "image_grid", "loss_curves", "methods_auroc_vs_eps", "plot_score_histograms",
+           "plot_auroc_vs_eps", "plot_purification", "use_style"]
 
 
 def use_style() -> None:
