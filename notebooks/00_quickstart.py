@@ -73,7 +73,7 @@ print(profile.banner(device))  # in smoke: a reminder that the numbers teach not
 # Training uses **only normal images**; the test split mixes normal and anomalous ones.
 
 # %%
-DATA = ("digits", "0") if profile.name == "cpu" else ("surfaces", "metal")
+DATA = profile.dataset  # the profile's teaching data: ("digits", "0") in cpu, ("surfaces", "metal") otherwise
 ds = load_data(*DATA, None, profile, seed=SEED)
 print(ds.summary())
 

@@ -240,7 +240,8 @@ def opposite_cosines(model: torch.nn.Module, images: torch.Tensor, batch: int = 
 normals = ds.test.images[ds.test.labels == 0]
 cosines = {"untrained": opposite_cosines(untrained(runs["cobra"].train.config, device=device).model, normals)}
 cosines.update({m: opposite_cosines(r.train.model, normals) for m, r in runs.items()})  # first seed: the histogram
-mean_cos = {m: np.array([opposite_cosines(r.train.model, normals).mean() for r in rs]) for m, rs in seed_runs.items()}
+mean_cos = {m: np.array([cosines[m].mean()] + [opposite_cosines(r.train.model, normals).mean() for r in rs[1:]])
+            for m, rs in seed_runs.items()}  # per seed (the first seed's cosines are computed once, above)
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 lo = float(min(c.min() for c in cosines.values()))
