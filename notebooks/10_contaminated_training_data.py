@@ -65,7 +65,7 @@ from radlib.pipeline import default_attacks, load_data, run_method
 from radlib.profiles import get_profile
 from radlib.purify import purify
 from radlib.score import score_images
-from radlib.viz import image_grid, use_style
+from radlib.viz import auroc_bars, image_grid, use_style
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
@@ -185,18 +185,8 @@ for method in ("csi", "cobra"):
 
 # %%
 variants = ["contaminated", "purified", "oracle"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-for ax, method in zip(axes, ("csi", "cobra")):
-    xs = np.arange(3)
-    ax.bar(xs - 0.2, [results[(method, v)].clean_auroc for v in variants], 0.4, color="#9ecae1", label="clean")
-    ax.bar(xs + 0.2, [results[(method, v)].robust_auroc for v in variants], 0.4, color="#08519c",
-           label=f"attacked ({attacks[0].short()})")
-    ax.set_xticks(xs, variants)
-    ax.set_title(f"{method}: trained on ...")
-    ax.axhline(50, color="grey", ls=":", lw=1)
-axes[0].set_ylabel("AUROC (%)")
-axes[1].legend(fontsize=8)
-plt.show()
+for method in ("csi", "cobra"):  # one figure per method: clean and attacked AUROC per training set
+    display(auroc_bars({v: results[(method, v)] for v in variants}, title=f"{method}: trained on ..."))
 
 # %% [markdown]
 # ### What you should see
