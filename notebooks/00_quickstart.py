@@ -26,7 +26,7 @@
 # - where each step lives in `radlib` (data → train → score → evaluate), so the later notebooks can open each box.
 #
 # **Run time**: `smoke` ≈ 30 s on a laptop CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 3:12 with an empty cache on 2 AVX2 cores (digits, measured; the claims below are asserted) · `lab`: budgeted for
+# `cpu` 1:00 / 1:22 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; digits, measured; the claims below are asserted) · `lab`: budgeted for
 # ≤ 15 min on a free Colab T4 (not yet measured on a GPU, see `notebooks/README.md`) · `paper`: hours.
 # Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes seconds.
 

@@ -30,7 +30,7 @@
 # - what an adversarial image looks like: indistinguishable from the clean one, with a perturbation bounded by eps.
 #
 # **Run time**: `smoke` ≈ 30 s on a laptop CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 0:36 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 5 min on a free Colab T4 (an estimate, not yet measured on a GPU) · `paper`: about an hour.
+# `cpu` 0:19 / 0:19 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 5 min on a free Colab T4 (an estimate, not yet measured on a GPU) · `paper`: about an hour.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip

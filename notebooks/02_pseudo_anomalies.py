@@ -29,7 +29,7 @@
 # - the optional accept/reject filter that drops pseudo-anomalies that still look normal.
 #
 # **Run time**: `smoke` ≈ 15 s on a laptop CPU (random-init feature extractor: the geometry of section 4
-# teaches little) · `cpu` 0:54 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet
+# teaches little) · `cpu` 0:26 / 0:36 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet
 # measured on a GPU) · `paper`: ≈ 15 min.
 
 # %% tags=["install"]

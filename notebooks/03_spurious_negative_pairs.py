@@ -29,7 +29,7 @@
 #   measure it yourself by comparing NT-Xent with `nt_xent_without_spurious`.
 #
 # **Run time**: `smoke` ≈ 10 s on a laptop CPU (random-init model: the direction measurements are noise) ·
-# `cpu` 0:48 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet measured) · `paper`: ≈ 15 min.
+# `cpu` 0:23 / 0:32 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet measured) · `paper`: ≈ 15 min.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip

@@ -29,7 +29,7 @@
 # - how the two variants compare on clean and attacked AUROC.
 #
 # **Run time**: `smoke` ≈ 15 s on an idle 2-core CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 10:21 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 12–15 min on a free Colab T4 (two COBRA trainings; an estimate, not yet measured) · `paper`: hours.
+# `cpu` 3:31 / 5:49 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 12–15 min on a free Colab T4 (two COBRA trainings; an estimate, not yet measured) · `paper`: hours.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip

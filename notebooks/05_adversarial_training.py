@@ -28,7 +28,7 @@
 # - what the training-attack strength (`attack_steps`, `eps`) costs in time per step.
 #
 # **Run time**: `smoke` ≈ 10 s on an idle 2-core CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 1:06 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 8 min on a free Colab T4 (one COBRA training + short timing runs; an estimate, not yet measured) ·
+# `cpu` 0:41 / 1:04 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 8 min on a free Colab T4 (one COBRA training + short timing runs; an estimate, not yet measured) ·
 # `paper`: hours.
 
 # %% tags=["install"]

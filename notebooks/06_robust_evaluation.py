@@ -32,7 +32,7 @@
 #   score can be bounded (`radlib.certify`).
 #
 # **Run time**: `smoke` ≈ 25 s on an idle 2-core CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 3:12 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 12–15 min on a free Colab T4 (CSI + COBRA and their sweeps; an estimate, not yet measured) ·
+# `cpu` 2:13 / 2:26 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 12–15 min on a free Colab T4 (CSI + COBRA and their sweeps; an estimate, not yet measured) ·
 # `paper`: hours.
 
 # %% tags=["install"]

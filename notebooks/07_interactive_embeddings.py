@@ -30,7 +30,7 @@
 #   re-draws cached coordinates.
 #
 # **Run time**: `smoke` ≈ 40 s on a laptop CPU (2-D map by PCA, see below; numbers prove the code runs, nothing
-# more) · `cpu` 1:12 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` ≈ 12 min on a free Colab T4 (an estimate from the 00 notebook's timings plus one UMAP fit; not
+# more) · `cpu` 1:23 / 1:01 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 12 min on a free Colab T4 (an estimate from the 00 notebook's timings plus one UMAP fit; not
 # measured) · `paper`: hours.
 
 # %% tags=["install"]

@@ -30,7 +30,7 @@
 # - why an L-inf attack spreads its budget over the whole image, and what that means for "just look at the defect".
 #
 # **Run time**: `smoke` ≈ 20 s on 2 CPU cores (32 px, tens of images; numbers prove the code runs, nothing more) ·
-# `cpu` 9:24 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` (64 px, 3 categories): not yet measured on a GPU, budgeted for ≤ 15 min on a free Colab T4 plus the
+# `cpu` 1:44 / 2:52 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` (64 px, 3 categories): not yet measured on a GPU, budgeted for ≤ 15 min on a free Colab T4 plus the
 # MVTec AD download (4.9 GB, first run only) · `paper` (224 px, every category): hours.
 
 # %% tags=["install"]

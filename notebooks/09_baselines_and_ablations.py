@@ -30,7 +30,7 @@
 # - why every table needs a row with no training at all (a pixel-space kNN) as the bar to beat.
 #
 # **Run time**: `smoke` ≈ 20 s on 2 CPU cores (7 tiny models; numbers prove the code runs, nothing more) ·
-# `cpu` 6:30 with an empty cache on 2 AVX2 cores (measured; seconds once cached) · `lab` (64 px, 7 models): not yet measured on a GPU, budgeted for ≤ 15 min on a free Colab T4 · `paper`: hours.
+# `cpu` 2:55 / 3:37 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` (64 px, 7 models): not yet measured on a GPU, budgeted for ≤ 15 min on a free Colab T4 · `paper`: hours.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -193,9 +193,9 @@ with warnings.catch_warnings():  # a barely trained head (smoke) can have a mean
     ens = EnsembleScore.fit(cobra_run.train.model, ds.train.images, cobra_run.train.policy, weighting="official",
                             batch_size=len(ds.train.images), device=device)  # one batch: the reference's draws
 x_chk = ds.test.images[:32]
-ens_gap = float((ens(to_float(x_chk.to(device))) - ensemble_reference(ens.model, cobra_run.train.policy, ds.train.images,
-                                                                       x_chk))
-                .abs().max())
+with torch.no_grad():  # a check, not an attack: no graph
+    ens_gap = float((ens(to_float(x_chk.to(device))) - ensemble_reference(ens.model, cobra_run.train.policy,
+                                                                           ds.train.images, x_chk)).abs().max())
 print(f"max |radlib ensemble score - reference| over {len(x_chk)} test images: {ens_gap:.2e}")
 assert ens_gap < 1e-4, "radlib's ensemble score differs from the equation"
 

@@ -32,7 +32,7 @@
 #   (COBRA) as well as a plain one (CSI).
 #
 # **Run time**: `smoke` ≈ 20 s on 2 CPU cores (tiny models; the purification numbers are real, the trained
-# detectors' are not) · `cpu` 5:36 on 2 AVX2 cores (4 detectors trained, 2 from the cache; measured, every check passed) · `lab`: budgeted for
+# detectors' are not) · `cpu` 2:10 / 2:55 on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; 4 detectors trained, 2 from the cache; measured, every check passed) · `lab`: budgeted for
 # ≤ 15 min on a free Colab T4, not yet measured · `paper`: hours.
 
 # %% tags=["install"]
