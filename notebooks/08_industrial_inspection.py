@@ -83,8 +83,8 @@ print(profile.banner(device, smoke_note=(
 # - **`surfaces`**: procedurally generated textures (fabric, metal, wood, tiles, leather) with realistic defects
 #   and *pixel masks* — the masks let us ask where the attack acts.
 #
-# In `cpu` only `surfaces/metal` is trained: two detectors at 32 px are about 3 minutes on 2 cores, and the masks
-# are what section 5 needs. `USE_CASTING = True` below adds the castings (about 3 minutes more).
+# In `cpu` only `surfaces/metal` is trained: its two detectors at 32 px train in 1-2 minutes on 2 cores, and the masks
+# are what section 5 needs. `USE_CASTING = True` below adds the castings (two more detectors, about as long again).
 #
 # Resolution: `profile.image_size` (32 px in `smoke` and `cpu`, 64 px in `lab` to fit a free T4, 224 px in
 # `paper` as the paper). The training recipe (epochs, batch, training attacks) is the profile's, identical for every category.
@@ -104,7 +104,7 @@ VISA_CATEGORIES = {"smoke": ["candle"], "cpu": ["candle"], "lab": ["candle", "pc
 REAL_CAPS = dict(max_train=profile.batch_size, max_test=32) if SMOKE else {}      # casting / MVTec / VisA
 SURFACE_SIZES = dict(n_train=profile.batch_size, n_test=32) if SMOKE else {}      # surfaces
 # cpu trains on one category (surfaces/metal: it has masks, which section 5 needs) so that it takes minutes on 2
-# cores; the real castings join in smoke, lab and paper (True here adds them in cpu: about 3 minutes more).
+# cores; the real castings join in smoke, lab and paper (True here adds them in cpu: two more detectors).
 USE_CASTING = profile.name != "cpu"
 # Opt-in: True fetches MVTec AD once (4.9 GB, non-commercial licence) into $RADLIB_DATA, e.g. on Colab in `lab`.
 # False (the default) uses MVTec AD / VisA only where they already are on disk, else casting and surfaces.
