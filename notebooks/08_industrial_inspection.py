@@ -103,9 +103,7 @@ VISA_CATEGORIES = {"smoke": ["candle"], "cpu": ["candle"], "lab": ["candle", "pc
 # lab / paper: the profile's caps (load_data applies profile.max_train / max_test / n_train / n_test)
 REAL_CAPS = dict(max_train=profile.batch_size, max_test=32) if SMOKE else {}      # casting / MVTec / VisA
 SURFACE_SIZES = dict(n_train=profile.batch_size, n_test=32) if SMOKE else {}      # surfaces
-# cpu trains on one category (surfaces/metal: it has masks, which section 5 needs) so that it takes minutes on 2
-# cores; the real castings join in smoke, lab and paper (True here adds them in cpu: two more detectors).
-USE_CASTING = profile.name != "cpu"
+USE_CASTING = profile.name != "cpu"  # the real castings; off in cpu to keep it short (see the note above)
 # Opt-in: True fetches MVTec AD once (4.9 GB, non-commercial licence) into $RADLIB_DATA, e.g. on Colab in `lab`.
 # False (the default) uses MVTec AD / VisA only where they already are on disk, else casting and surfaces.
 DOWNLOAD = False
