@@ -27,13 +27,12 @@ from pathlib import Path
 import torch
 
 from _common import device_name, pick_device, record
-from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.data import DatasetError
 from radlib.checks import masking_checks
 from radlib.evaluate import AttackSpec, evaluate, format_eps, parse_eps
-from radlib.pipeline import fit_score, load_data, run_method, untrained
+from radlib.pipeline import fit_score, load_data, run_method
+from radlib.reference import reference_rows
 from radlib.profiles import get_profile
-from radlib.train import TrainConfig
 
 #: the normal class of each data set (Fashion-MNIST: class 0, T-shirt/top; digits: 0)
 NORMAL = {"digits": "0", "fashion_mnist": "T-shirt/top", "surfaces": "metal", "casting": None}
@@ -53,7 +52,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=None, help="default: the profile's resolution")
     ap.add_argument("--eps", type=parse_eps, nargs="+", default=None,
                     help="eps of the PGD-20 columns (default: the profile's eps for the resolution)")
-    ap.add_argument("--scores", nargs="+", default=None, choices=["own", "knn"],
+    ap.add_argument("--scores", nargs="+", default=None, choices=["own", "knn", "patch"],
                     help="scores fitted on each trained model: its own (ensemble / msc kNN) and/or feature kNN "
                          "(default: the profile's score)")
     ap.add_argument("--masking-checks", action="store_true",
@@ -61,7 +60,7 @@ def main() -> None:
     ap.add_argument("--no-pixel-knn", action="store_true", help="skip the model-free pixel kNN reference row")
     ap.add_argument("--random-init", action="store_true",
                     help="add a row: the untrained network (the first method's config, else csi's) scored by "
-                         "feature kNN")
+                         "the first --scores kind (feature kNN for 'own')")
     ap.add_argument("--casting-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--category", action="append", default=[], metavar="DATA=CLASS",
                     help=f"normal class per data set (default {NORMAL})")
@@ -104,31 +103,23 @@ def main() -> None:
             rows.append(f"| {label} | {method} | {kind} | {_fmt(clean)} | {' | '.join(cells)} | {secs} | {len(clean)} |")
             print(rows[-1], flush=True)
 
-        if not args.no_pixel_knn:
-            # the bar every trained detector must clear: no training, and a certificate (radlib.certify)
-            clean, robust, cert = [], [[] for _ in attacks], [[] for _ in attacks]
-            for seed, ds in zip(seeds, datasets):
-                knn = PixelKNNScore.fit(ds.train.images, k=2, device=device)
-                res = evaluate(knn, ds.test, attacks=attacks, device=device, seed=seed)
-                clean.append(res.clean_auroc)
-                for i, spec in enumerate(attacks):
-                    lo, up = knn.bounds(ds.test.images, spec.eps)
-                    robust[i].append(res.attacks[i].auroc)
-                    cert[i].append(certified_auroc(lo, up, ds.test.labels))
-            add_row("none (pixel kNN, k=2; certified)", "pixel kNN", clean, robust, "0", cert)
-        if args.random_init:
-            # training must beat this: the same network at its random initialisation, feature-kNN score
-            clean, robust = [], [[] for _ in attacks]
-            for seed, ds in zip(seeds, datasets):
-                cfg = TrainConfig.from_profile(profile, method=(args.methods or ["csi"])[0], dataset=ds.name,
-                                               image_size=ds.image_size, category=ds.normal, channels=ds.channels,
-                                               seed=seed, **overrides)
-                res = evaluate(fit_score(untrained(cfg, device=device), ds.train.images, kind="knn"), ds.test,
-                               attacks=attacks, device=device, seed=seed)
-                clean.append(res.clean_auroc)
-                for i in range(len(attacks)):
-                    robust[i].append(res.attacks[i].auroc)
-            add_row(f"none (random init, width {cfg.width})", "knn", clean, robust, "0")
+        # the bars every trained detector must clear, with no training (radlib.reference): the pixel kNN with its
+        # certificate, and (--random-init) the network training starts from, scored like the trained rows (the
+        # first --scores kind; "own" has no trained head to use: feature kNN then)
+        init_kind = "knn" if args.scores[0] == "own" else args.scores[0]
+        refs = [reference_rows(ds, profile, attacks, device=device, seed=seed, score_kind=init_kind,
+                               pixel_knn=not args.no_pixel_knn, untrained_network=args.random_init,
+                               method=(args.methods or ["csi"])[0], **overrides)
+                for seed, ds in zip(seeds, datasets)]
+        for key, kind in (("pixel kNN", "pixel kNN"), ("untrained network", init_kind)):
+            if key not in refs[0]:
+                continue
+            evals = [r[key] for r in refs]
+            cert = ([[r.certified_under(s.name) for r in evals] for s in attacks] if key == "pixel kNN" else None)
+            row_name = ("none (pixel kNN, k=2; certified)" if key == "pixel kNN" else
+                        f"none (random init, width {overrides.get('width', profile.width)})")
+            add_row(row_name, kind, [r.eval.clean_auroc for r in evals],
+                    [[r.eval.attacks[i].auroc for r in evals] for i in range(len(attacks))], "0", cert)
         for method in args.methods:
             clean_by = {k: [] for k in args.scores}
             robust_by = {k: [[] for _ in attacks] for k in args.scores}

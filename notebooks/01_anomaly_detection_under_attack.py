@@ -29,8 +29,10 @@
 #   collapses under them;
 # - what an adversarial image looks like: indistinguishable from the clean one, with a perturbation bounded by eps.
 #
-# **Run time**: `smoke` ≈ 30 s on a laptop CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 0:19 / 0:19 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 5 min on a free Colab T4 (an estimate, not yet measured on a GPU) · `paper`: about an hour.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -76,7 +78,7 @@ print(profile.banner(device))  # in smoke: a reminder that the numbers teach not
 # (label 1, with several defect types) — the labels are used only to measure the detector, never to train it.
 
 # %%
-ds = load_data(*profile.dataset, None, profile, seed=SEED)  # cpu: digits/0 at 16 px; else surfaces/metal
+ds = load_data(*profile.dataset, None, profile, seed=SEED)  # the profile's teaching data: surfaces/metal
 print(ds.summary())
 
 train_labels, test_labels = ds.train.labels.numpy(), ds.test.labels.numpy()
@@ -100,7 +102,8 @@ plt.show()
 # %% [markdown]
 # ## 2 · Train a detector and look at its anomaly scores
 # We train CSI (contrastive learning with pseudo-anomalies, no adversarial training) with the profile's
-# recipe and fit its **ensemble score**: one number per image, higher = more anomalous. `run_method` does
+# recipe and fit the profile's anomaly score (`profile.score`, printed below: the CSI ensemble score, a feature
+# kNN or the patch score of notebook 00): one number per image, higher = more anomalous. `run_method` does
 # both (with `attacks=[]` we evaluate ourselves below). We then call `evaluate` once, with three attacks
 # described as plain data (`AttackSpec`), and keep the attacked images for section 5.
 
@@ -108,6 +111,7 @@ plt.show()
 run = run_method("csi", ds, profile, device=str(device), seed=SEED, attacks=[], progress=False,
                  cache=True)  # trained once: a rerun, or notebook 00's CSI, loads it from runs/cache
 score = run.score
+print(f"score: {run.eval.protocol['score_kind']} ({type(score).__name__})")
 eps = profile.eps_for(ds.image_size)
 specs = [AttackSpec(method="pgd", mode=mode, eps=eps, steps=profile.eval_steps, name=f"PGD {mode}")
          for mode in ("in", "out", "both")]
@@ -272,9 +276,8 @@ plt.show()
 #   (up to a point of noise). Every attacked AUROC is at most the clean one.
 # - Every perturbation stays inside the L∞ ball of radius eps, and the in-attack leaves anomalies untouched
 #   (the out-attack leaves normals untouched).
-# - In `cpu` (digits, measured) and `lab` (not yet measured): CSI's clean AUROC is well above chance (~99 on
-#   digits, ~75–80 on metal) and drops far below chance under the in+out attack (a perfectly *inverted* ranking
-#   is AUROC 0).
+# - In `cpu` (measured) and `lab`: CSI's clean AUROC is well above chance (above 55; the printout above says
+#   how far) and drops far below chance under the in+out attack (a perfectly *inverted* ranking is AUROC 0).
 
 # %%
 assert abs(hand - lib) < 1e-9, f"hand AUROC {hand} != radlib {lib}"

@@ -28,9 +28,10 @@
 # - where pseudo-anomalies land in feature space, between the normals and the real anomalies (PCA to 2-D);
 # - the optional accept/reject filter that drops pseudo-anomalies that still look normal.
 #
-# **Run time**: `smoke` ≈ 15 s on a laptop CPU (random-init feature extractor: the geometry of section 4
-# teaches little) · `cpu` 0:26 / 0:36 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet
-# measured on a GPU) · `paper`: ≈ 15 min.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip

@@ -28,8 +28,10 @@
 #   (ATPT) uses, away from the normal → anomaly direction that a test-time attacker exploits — and how to
 #   measure it yourself by comparing NT-Xent with `nt_xent_without_spurious`.
 #
-# **Run time**: `smoke` ≈ 10 s on a laptop CPU (random-init model: the direction measurements are noise) ·
-# `cpu` 0:23 / 0:32 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 3 min on a free Colab T4 (a briefly trained CSI model; an estimate, not yet measured) · `paper`: ≈ 15 min.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -317,7 +319,7 @@ plt.show()
 # - Both losses are finite, and the loss without spurious negatives is never larger than the standard one.
 # - Every ATPT step stays inside the eps-ball, and the two losses give different steps (spurious negatives
 #   do change the gradient).
-# - In `cpu` (measured: median cos(δ, u) +0.02 with the spurious negatives, +0.17 without) and `lab`: the step
+# - In `cpu` (measured: the medians are printed above) and `lab`: the step
 #   *without* spurious negatives is better aligned with the normal → pseudo-anomaly direction u — the paper's
 #   claim that spurious negatives bend the inter-group adversarial direction. (Not in `smoke`: a random-init
 #   model's directions are noise.)

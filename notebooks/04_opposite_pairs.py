@@ -28,8 +28,10 @@
 #   effect on the *margin*: the cosine similarity between a normal test image and its own pseudo-anomaly;
 # - how the two variants compare on clean and attacked AUROC.
 #
-# **Run time**: `smoke` ≈ 15 s on an idle 2-core CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 3:31 / 5:49 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 12–15 min on a free Colab T4 (two COBRA trainings; an estimate, not yet measured) · `paper`: hours.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -183,7 +185,7 @@ for m in (0.0, 0.5):
 # `cobra_no_opposite` is what the official training loop actually runs.
 
 # %%
-ds = load_data(*profile.dataset, None, profile, seed=SEED)  # cpu: digits/0 at 16 px; else surfaces/metal
+ds = load_data(*profile.dataset, None, profile, seed=SEED)  # the profile's teaching data: surfaces/metal
 print(ds.summary())
 policy = policy_for(ds.name)
 print(policy.describe())
@@ -280,13 +282,13 @@ print(f"effect of the term: attacked AUROC {format_mean_std(effect)} points, mea
 # - The `opposite` term shows up in the training history of `cobra` only.
 # - Every attacked AUROC is at most the clean one.
 # - In `cpu` (3 seeds, measured) and `lab`: the untrained network puts each normal image almost on top of its
-#   pseudo-anomaly (cos near 1) and training opens a margin. In `cpu` (digits, rotations) *both* variants end
-#   past the margin m = 0 (mean cos −0.044 ± 0.042 with the term, −0.048 ± 0.008 without): the K-way head and
-#   NT-Xent already separate the rotations, so the soft hinge has almost nothing left to push. In `lab` (not yet
-#   measured) the claim is that the term gives the lower cosines, on every seed.
-# - Whether that buys attacked AUROC is an experiment, not a promise: in `cpu` the effect on the attacked AUROC
-#   is printed with its spread (measured −1.0 ± 2.4 points: within the seed noise) (both variants are robust; the
-#   paper's ablation puts the gain of the full COBRA loss over its parts at several points, on other data).
+#   pseudo-anomaly (cos near 1) and training opens a margin. In `cpu` (`surfaces/metal`, CutPaste scars) the term
+#   gives the lower cosines *and* the higher attacked AUROC on every seed (the printout above says by how much).
+#   On `digits` with rotations, the `cpu` data until 2026-12-04, it did neither beyond the seed noise: the K-way
+#   head and NT-Xent already pushed every rotation past the margin m = 0, so the soft hinge had nothing left to push.
+#   A scar changes a few per cent of a texture, so a normal image and its pseudo-anomaly stay close unless
+#   something pushes them apart — which is what the term is for.
+# - In `lab` (not yet measured) the claim is that the term gives the lower cosines, on every seed.
 
 # %%
 assert np.all(np.diff(radlib_loss) < 0), "the loss must fall strictly as the angle grows"
@@ -306,22 +308,24 @@ assert all(np.all((c >= -1 - 1e-5) & (c <= 1 + 1e-5)) for c in cosines.values())
 assert len(cosines["cobra"]) == (policy.K - 1) * len(normals)
 if profile.asserts_claims:  # cpu / lab / paper as defined in radlib.profiles; not at overridden tiny sizes
     assert cosines["untrained"].mean() > 0.5, "an untrained network should barely separate x from its pseudo-anomaly"
-    for m in METHODS:
-        assert (mean_cos[m] < cosines["untrained"].mean() - 0.3).all(), f"{m}: training should open a margin"
-    if profile.name == "cpu":  # measured: both variants hold under attack, both end past the margin m = 0
-        assert (rob["cobra_no_opposite"] > 80).all() and (rob["cobra"] > 80).all(), "both variants should stay robust"
-        assert (mean_cos["cobra"] < 0.1).all() and (mean_cos["cobra_no_opposite"] < 0.1).all()
+    if profile.name == "cpu":  # measured (surfaces/metal, 3 seeds): the term widens the margin and buys robustness
+        assert (mean_cos["cobra"] < cosines["untrained"].mean() - 0.1).all(), "cobra: training should open a margin"
+        assert (margin_effect < 0).all(), "the opposite term should widen the normal / pseudo-anomaly margin"
+        assert (effect > 0).all(), "the opposite term should raise the attacked AUROC on every seed"
+        assert (rob["cobra"] > 10).all(), "COBRA should keep part of its AUROC under attack (CSI: ~0, notebook 00)"
     else:  # lab / paper: not yet measured
+        for m in METHODS:
+            assert (mean_cos[m] < cosines["untrained"].mean() - 0.3).all(), f"{m}: training should open a margin"
         assert (margin_effect < 0).all(), "the opposite term should widen the normal / pseudo-anomaly margin"
 print("checks passed")
 
 # %% [markdown]
 # ## Conclusion
 # An opposite pair is a normal image and its own pseudo-anomaly: nearly the same pixels, different groups. A
-# bounded soft hinge on their cosine repels them without the infinite loss of a log form at the start of training,
-# and it measurably widens the normal / pseudo-anomaly margin. Whether the wider margin buys attacked AUROC depends
-# on the data and the budget: in `cpu` both variants are robust and the difference is within the seed spread —
-# report the spread before you report an effect.
+# bounded soft hinge on their cosine repels them without the infinite loss of a log form at the start of training.
+# Whether that buys anything depends on how close the pairs start: for a small scar on a texture they start on top of
+# each other and the term widens the margin and the attacked AUROC on every seed here; for a rotated digit the rest
+# of the loss already separates them. Report the spread before you report an effect.
 #
 # **References.** The COBRA paper, ICLR 2025 (opposite pairs; not in its released training loop). Tack et al.,
 # NeurIPS 2020 (shifted instances as negatives).

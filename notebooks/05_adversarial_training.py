@@ -27,9 +27,10 @@
 #   and what "resume" does (and refuses to do);
 # - what the training-attack strength (`attack_steps`, `eps`) costs in time per step.
 #
-# **Run time**: `smoke` ≈ 10 s on an idle 2-core CPU (numbers prove the code runs, nothing more) ·
-# `cpu` 0:41 / 1:04 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 8 min on a free Colab T4 (one COBRA training + short timing runs; an estimate, not yet measured) ·
-# `paper`: hours.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -95,7 +96,7 @@ print(profile.banner(device))
 #    - **RTP(v2)** *maximises* the K-way head's cross-entropy: tries to make the head mistake the transform.
 
 # %%
-ds = load_data(*profile.dataset, None, profile, seed=SEED)  # cpu: digits/0 at 16 px; else surfaces/metal
+ds = load_data(*profile.dataset, None, profile, seed=SEED)  # the profile's teaching data: surfaces/metal
 print(ds.summary())
 cfg = TrainConfig.from_profile(profile, method="cobra", dataset=ds.name, image_size=ds.image_size,
                                n_train=len(ds.train.images), category=ds.normal, channels=ds.channels, seed=SEED)

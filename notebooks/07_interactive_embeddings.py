@@ -29,9 +29,10 @@
 # - how the picture builds up during training (checkpoint slider) — with an explorer whose callback only
 #   re-draws cached coordinates.
 #
-# **Run time**: `smoke` ≈ 40 s on a laptop CPU (2-D map by PCA, see below; numbers prove the code runs, nothing
-# more) · `cpu` 1:23 / 1:01 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` ≈ 12 min on a free Colab T4 (an estimate from the 00 notebook's timings plus one UMAP fit; not
-# measured) · `paper`: hours.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -90,7 +91,7 @@ print(profile.banner(device, smoke_note=(
 # - **real anomalies** of the test set — scratches, cracks, stains the detector never saw (red).
 
 # %%
-ds = load_data(*profile.dataset, None, profile, seed=SEED)  # cpu: digits/0 at 16 px; else surfaces/metal
+ds = load_data(*profile.dataset, None, profile, seed=SEED)  # the profile's teaching data: surfaces/metal
 test = ds.test
 x_normal = to_float(test.images[test.labels == 0])
 x_anomaly = to_float(test.images[test.labels == 1])

@@ -29,9 +29,10 @@
 #   defect masks, and a number for it (share of perturbation energy inside the defect vs the defect's area);
 # - why an L-inf attack spreads its budget over the whole image, and what that means for "just look at the defect".
 #
-# **Run time**: `smoke` ≈ 20 s on 2 CPU cores (32 px, tens of images; numbers prove the code runs, nothing more) ·
-# `cpu` 1:44 / 2:52 with an empty cache on 2 cores (AVX-512 + bf16 / held to AVX2, fp32; measured; seconds once cached) · `lab` (64 px, 3 categories): not yet measured on a GPU, budgeted for ≤ 15 min on a free Colab T4 plus the
-# MVTec AD download (4.9 GB, first run only) · `paper` (224 px, every category): hours.
+# **Run time**: measured per profile, with the machine, in [`notebooks/README.md`](README.md) (`smoke`: seconds,
+# and its numbers only prove that the code runs; `cpu`: minutes on 2 cores; `lab`: a free Colab T4; `paper`:
+# hours). Trained detectors are kept in `runs/cache` (keyed by config, data and radlib source): a rerun takes
+# seconds.
 
 # %% tags=["install"]
 # Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
@@ -55,12 +56,12 @@ import torch
 from IPython.display import display
 
 import radlib
-from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.data import DatasetError, to_float
 from radlib.data.download import find_root
 from radlib.evaluate import evaluate
 from radlib.pipeline import default_attacks, load_data, run_method
 from radlib.profiles import get_profile
+from radlib.reference import reference_rows, verdict
 from radlib.viz import image_grid
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
@@ -83,8 +84,8 @@ print(profile.banner(device, smoke_note=(
 # - **`surfaces`**: procedurally generated textures (fabric, metal, wood, tiles, leather) with realistic defects
 #   and *pixel masks* — the masks let us ask where the attack acts.
 #
-# In `cpu` only `surfaces/metal` is trained: its two detectors at 32 px train in 1-2 minutes on 2 cores, and the masks
-# are what section 5 needs. `USE_CASTING = True` below adds the castings (two more detectors, about as long again).
+# In `cpu` two data sets are trained: the real castings (no masks) and `surfaces/metal` (masks, which section 5
+# needs); their four detectors at 32 px train in a few minutes on 2 cores.
 #
 # Resolution: `profile.image_size` (32 px in `smoke` and `cpu`, 64 px in `lab` to fit a free T4, 224 px in
 # `paper` as the paper). The training recipe (epochs, batch, training attacks) is the profile's, identical for every category.
@@ -103,7 +104,7 @@ VISA_CATEGORIES = {"smoke": ["candle"], "cpu": ["candle"], "lab": ["candle", "pc
 # lab / paper: the profile's caps (load_data applies profile.max_train / max_test / n_train / n_test)
 REAL_CAPS = dict(max_train=profile.batch_size, max_test=32) if SMOKE else {}      # casting / MVTec / VisA
 SURFACE_SIZES = dict(n_train=profile.batch_size, n_test=32) if SMOKE else {}      # surfaces
-USE_CASTING = profile.name != "cpu"  # the real castings; off in cpu to keep it short (see the note above)
+USE_CASTING = True  # the real castings (shared/data or $RADLIB_DATA); set False to skip them
 # Opt-in: True fetches MVTec AD once (4.9 GB, non-commercial licence) into $RADLIB_DATA, e.g. on Colab in `lab`.
 # False (the default) uses MVTec AD / VisA only where they already are on disk, else casting and surfaces.
 DOWNLOAD = False
@@ -210,22 +211,23 @@ for label, ds in datasets.items():
         print(f"{label:18s} {m:6s} clean AUROC {e.clean_auroc:5.1f}   attacked {e.robust_auroc:5.1f}   "
               f"(trained {r.train.seconds:.0f} s)")
 
-# the bar for every category: no training at all, mean pixel distance to the 2 nearest normal training images
-# (radlib.certify), attacked with the same protocol, plus the AUROC it is *certified* to keep under any attack
-pixel = {}   # label -> (EvalResult, certified AUROC)
+# the bar for every category (radlib.reference): no training at all, attacked with the same protocol — the pixel
+# kNN (mean pixel distance to the 2 nearest normal training images) with the AUROC it is *certified* to keep under any
+# attack, and the untrained network scored like the trained detectors
+refs = {}    # label -> {"pixel kNN": Reference, "untrained network": Reference}
 for label, ds in datasets.items():
-    knn = PixelKNNScore.fit(ds.train.images, k=2, device=device)
-    e = evaluate(knn, ds.test, attacks=attacks, batch_size=128, device=device, seed=SEED)
-    pixel[label] = (e, certified_auroc(*knn.bounds(ds.test.images, EPS), ds.test.labels))
-    print(f"{label:18s} pixel kNN clean AUROC {e.clean_auroc:5.1f}   attacked {e.robust_auroc:5.1f}   "
-          f"certified {pixel[label][1]:5.1f}   (no training)")
+    refs[label] = reference_rows(ds, profile, attacks, device=device, seed=SEED)
+    for ref in refs[label].values():
+        cert = ref.certified_under(attacks[0].name)
+        print(f"{label:18s} {ref.name:32s} clean AUROC {ref.eval.clean_auroc:5.1f}   attacked "
+              f"{ref.eval.robust_auroc:5.1f}" + (f"   certified {cert:5.1f}" if cert is not None else ""))
+pixel = {label: (r["pixel kNN"].eval, r["pixel kNN"].certified_under(attacks[0].name)) for label, r in refs.items()}
 
 # %% [markdown]
 # ## 4 · One table: clean and attacked AUROC per category and method
-# With a reference row per category that needs no training: the pixel kNN of notebook 06, and the AUROC it is
-# certified to keep (a lower bound no attack can beat). On centred, aligned parts (`casting`) it is strong — on
-# the real castings at 64 px it keeps 60.5 AUROC under PGD-20 at 8/255 — so a trained detector there must beat
-# it to mean anything; on textures (`surfaces`) pixel distances miss the defects and learning is needed.
+# With two reference rows per category that need no training: the pixel kNN of notebook 06, with the AUROC it is
+# certified to keep (a lower bound no attack can beat), and the untrained network. Under the table, one sentence per
+# category says from this run's numbers which side wins, and why.
 
 # %%
 rows = []
@@ -237,12 +239,18 @@ for label, (e, cert) in pixel.items():
     a = e.attacks[0]
     rows.append(dict(category=label, method=f"pixel kNN, no training (certified {cert:.1f})", clean=e.clean_auroc,
                      attacked=a.auroc, eps=a.protocol["eps_str"], steps=a.protocol["steps"], mode=a.protocol["mode"]))
+    u = refs[label]["untrained network"]
+    a = u.eval.attacks[0]
+    rows.append(dict(category=label, method=f"{u.name}, no training", clean=u.eval.clean_auroc, attacked=a.auroc,
+                     eps=a.protocol["eps_str"], steps=a.protocol["steps"], mode=a.protocol["mode"]))
 rows.sort(key=lambda r: list(datasets).index(r["category"]))
 print("| category | method | clean AUROC | attacked AUROC | drop | attack |")
 print("|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['category']} | {r['method']} | {r['clean']:.1f} | {r['attacked']:.1f} | "
           f"{r['clean'] - r['attacked']:+.1f} | PGD-{r['steps']} L-inf {r['eps']} ({r['mode']}) |")
+for label in datasets:
+    print(f"\n{label}: " + verdict({m.upper(): evals[label, m] for m in METHODS}, refs[label], attacks[0].name))
 
 labels_ = list(datasets)
 x = np.arange(len(labels_))
@@ -353,7 +361,7 @@ if energy:
 
 # %% [markdown]
 # ### What you should see
-# - One table row per category and method (plus the pixel-kNN bar); every attacked AUROC is at most the clean one
+# - One table row per category and method (plus the pixel-kNN and untrained bars); every attacked AUROC is at most the clean one
 #   (+1 for ties), and the pixel kNN's attacked AUROC never falls below its certified one.
 # - Every perturbation stays inside the eps-ball and the images inside [0, 1].
 # - Re-scoring the clean test set gives exactly the clean AUROC that `run_method` reported (the score is
@@ -361,8 +369,9 @@ if energy:
 # - In `lab`: CSI falls towards 0 under attack on most categories, COBRA keeps clearly more.
 
 # %%
-assert len(rows) == len(datasets) * (len(METHODS) + 1), "one table row per category and method, plus the bar"
-trained_rows = {(r["category"], r["method"]) for r in rows if not r["method"].startswith("pixel kNN")}
+assert len(rows) == len(datasets) * (len(METHODS) + 2), "one table row per category and method, plus the two bars"
+trained_rows = {(r["category"], r["method"]) for r in rows if not r["method"].endswith(("no training",)) and
+                not r["method"].startswith("pixel kNN")}
 assert trained_rows == {(lb, m) for lb in datasets for m in METHODS}
 for label, (e, cert) in pixel.items():
     assert cert <= e.robust_auroc + 1e-6 <= e.clean_auroc + 1e-6, f"{label}: PGD beat the pixel kNN's certificate"

@@ -133,17 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="both", choices=["both", "in", "out"])
     s.add_argument("--restarts", type=_positive_int, default=1)
     s.add_argument("--max-test", type=_positive_int, default=None)
-    s.add_argument("--score", default=None, choices=["own", "knn"],
+    s.add_argument("--score", default=None, choices=["own", "knn", "patch"],
                    help="the method's own score or kNN on backbone features (default: the training profile's)")
     s.add_argument("--device", default=None)
     s.add_argument("--json", default=None, help="also write the result (with its protocol) as JSON")
     s.set_defaults(func=_cmd_evaluate)
 
-    s = sub.add_parser("demo", help="CSI vs COBRA on embedded digits: train, attack at several eps, write a report")
+    s = sub.add_parser("demo", help="CSI vs COBRA vs no training on the profile's teaching data: train, attack at "
+                       "several eps, write a report")
     s.add_argument("--out", default="runs/demo")
     s.add_argument("--profile", default=None, choices=list(PROFILES))
-    s.add_argument("--data", default="digits", help="dataset (default digits: embedded, no download)")
-    s.add_argument("--category", default="0", help="normal class / category")
+    s.add_argument("--data", default=None, help="dataset (default: the profile's teaching data, embedded)")
+    s.add_argument("--category", default=None, help="normal class / category (with --data)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default=None)
     s.set_defaults(func=_cmd_demo)

@@ -1,9 +1,10 @@
 """``python -m radlib demo``: a non-robust detector (CSI) vs a robust one (COBRA), trained and attacked.
 
-Trains both with the active profile's recipe on embedded data (``digits``, normal class 0, by default: no
-download), attacks both with in+out PGD on their own anomaly score at several eps, and writes
-``<out>/report.md`` with figures (AUROC against eps for both methods, score histograms clean vs attacked,
-AUROC bars) and what the reader should conclude. Every number in the report comes from this run; in the
+Trains both with the active profile's recipe on its teaching data (``profile.data``: the embedded ``surfaces``
+textures, no download), attacks both with in+out PGD on their anomaly score at several eps, evaluates the two
+detectors that learn nothing the same way (the pixel kNN with its certified AUROC and the untrained network,
+:mod:`radlib.reference`), and writes ``<out>/report.md`` with figures (AUROC against eps, score histograms clean vs
+attacked, AUROC bars) and what the reader should conclude. Every number in the report comes from this run; in the
 ``smoke`` profile the report says that its numbers teach nothing.
 """
 from __future__ import annotations
@@ -17,9 +18,10 @@ from .device import select_device
 from .evaluate import AttackSpec, format_eps
 from .pipeline import MethodRun, load_data, run_method
 from .profiles import Profile, get_profile
+from .reference import Reference, reference_rows, verdict
 from .viz import methods_auroc_vs_eps, plot_score_histograms
 
-__all__ = ["run_demo", "auroc_bar_figure", "demo_attacks", "conclusion", "pixel_knn_reference"]
+__all__ = ["run_demo", "auroc_bar_figure", "demo_attacks", "conclusion"]
 
 METHODS = ("csi", "cobra")
 #: eps of the curve, x 1/255 (the profile's headline eps is always one of them)
@@ -34,54 +36,54 @@ def demo_attacks(profile: Profile, image_size: int) -> tuple[list[AttackSpec], A
     return specs, next(s for s in specs if abs(s.eps - head_eps) < 1e-12)
 
 
-def auroc_bar_figure(runs: list[MethodRun], attack: str | None = None):
-    """Grouped bars: clean vs attacked AUROC per method (``attack``: its name; default the last), chance line
-    at 50. Returns a Figure."""
+def auroc_bar_figure(runs: list[MethodRun], attack: str | None = None, refs: dict[str, Reference] | None = None):
+    """Grouped bars: clean vs attacked AUROC per method (``attack``: its name; default the last), the detectors that
+    learn nothing first (``refs``, :func:`radlib.reference.reference_rows`; the pixel kNN's certified AUROC as a
+    dashed line), chance line at 50. Returns a Figure."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(5.5, 3.6))
+    refs = refs or {}
+    fig = Figure(figsize=(6.5 if refs else 5.5, 3.6))
     ax = fig.subplots()
-    names = [r.method for r in runs]
     attack = attack or runs[0].eval.attacks[-1].spec.name
-    clean = [r.eval.clean_auroc for r in runs]
-    attacked = [r.eval.auroc_under(attack) for r in runs]
-    xs = range(len(runs))
+    rows = [(ref.name.split(" (")[0], ref.eval) for ref in refs.values()] + [(r.method, r.eval) for r in runs]
+    clean = [e.clean_auroc for _, e in rows]
+    attacked = [e.auroc_under(attack) for _, e in rows]
+    xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], clean, width=0.4, label="clean", color="#4C72B0")
     ax.bar([x + 0.2 for x in xs], attacked, width=0.4, label=attack, color="#C44E52")
     ax.axhline(50, ls="--", c="grey", lw=1, label="chance")
-    ax.set_xticks(list(xs), names)
+    cert = refs["pixel kNN"].certified_under(attack) if "pixel kNN" in refs else None
+    if cert is not None:
+        ax.axhline(cert, ls="--", c="black", lw=1, label=f"pixel kNN certified ({cert:.1f})")
+    ax.set_xticks(list(xs), [name.replace(" ", "\n", 1) for name, _ in rows], fontsize=8)
     ax.set_ylim(0, 100)
     ax.set_ylabel("AUROC (%)")
     ax.set_title("Clean vs attacked AUROC")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def _table(runs: list[MethodRun]) -> str:
+def _table(runs: list[MethodRun], refs: dict[str, Reference] | None = None) -> str:
     specs = [a.spec for a in runs[0].eval.attacks]
-    lines = ["| method | clean AUROC | " + " | ".join(f"PGD-{s.steps} @ {format_eps(s.eps)}" for s in specs) +
+    lines = ["| detector | clean AUROC | " + " | ".join(f"PGD-{s.steps} @ {format_eps(s.eps)}" for s in specs) +
              " | train s |", "|---" * (len(specs) + 3) + "|"]
+    for ref in (refs or {}).values():
+        cells = []
+        for a in ref.eval.attacks:
+            cert = ref.certified_under(a.spec.name)
+            cells.append(f"{a.auroc:.1f}" + (f" (certified {cert:.1f})" if cert is not None else ""))
+        lines.append(f"| {ref.name} | {ref.eval.clean_auroc:.1f} | " + " | ".join(cells) + " | 0 |")
     for r in runs:
         lines.append(f"| {r.method} | {r.eval.clean_auroc:.1f} | " +
                      " | ".join(f"{a.auroc:.1f}" for a in r.eval.attacks) + f" | {r.train.seconds:.1f} |")
     return "\n".join(lines)
 
 
-def pixel_knn_reference(ds, attacks: list[AttackSpec], headline: AttackSpec, device, seed: int = 0):
-    """The model-free reference: pixel-space kNN (radlib.certify), attacked like the detectors, and its certified
-    AUROC at the headline eps (a lower bound no attack can beat). Returns (EvalResult, certified AUROC)."""
-    from .certify import PixelKNNScore, certified_auroc
-    from .evaluate import evaluate
-    knn = PixelKNNScore.fit(ds.train.images, k=2, device=device)
-    lo, up = knn.bounds(ds.test.images, headline.eps)
-    return (evaluate(knn, ds.test, attacks=attacks, device=device, seed=seed),
-            certified_auroc(lo, up, ds.test.labels))
-
-
 def conclusion(runs: dict[str, MethodRun], headline: AttackSpec, smoke: bool,
-               reference: tuple[object, float] | None = None) -> str:
-    """What the reader should conclude, in words, from the numbers of this run (``reference``: the pixel-kNN
-    result and its certified AUROC, see :func:`pixel_knn_reference`)."""
+               refs: dict[str, Reference] | None = None) -> str:
+    """What the reader should conclude, in words, from the numbers of this run (``refs``: the detectors that learn
+    nothing, :func:`radlib.reference.reference_rows`; :func:`radlib.reference.verdict` words that comparison)."""
     csi, cobra = runs["csi"].eval, runs["cobra"].eval
     rc, rb = csi.auroc_under(headline.name), cobra.auroc_under(headline.name)
     eps = format_eps(headline.eps)
@@ -96,24 +98,22 @@ def conclusion(runs: dict[str, MethodRun], headline: AttackSpec, smoke: bool,
         text += "The gap is smaller than expected for this profile: compare seeds before reading anything into it. "
     text += ("Both detectors were trained without labels on normal images only and attacked on their own "
              "score; the curve shows how the gap changes with eps: no detector survives a large enough eps.")
-    if reference is not None:
-        ref, cert = reference
-        text += (f" For scale: a detector with no training at all, kNN on raw pixels, scores "
-                 f"{ref.clean_auroc:.1f} clean and {ref.auroc_under(headline.name):.1f} attacked, with a "  # type: ignore[attr-defined]
-                 f"certified AUROC of {cert:.1f} at {eps} (no attack can do worse). Small, aligned images like these "
-                 "are easy for raw pixels; what the run shows is that *learned* features, which real inspection "
-                 "data need, lose robustness unless they are trained for it (COBRA) and keep it when they are.")
+    if refs:
+        text += " " + verdict({"CSI": csi, "COBRA": cobra}, refs, headline.name)
     return text
 
 
 def run_demo(out: str | Path = "runs/demo", profile: str | None = None, device: str | None = None,
-             data: str = "digits", category: str | None = "0", seed: int = 0) -> Path:
-    """Run the demo and return the path of the report (also prints the AUROC table and the conclusion)."""
+             data: str | None = None, category: str | None = None, seed: int = 0) -> Path:
+    """Run the demo and return the path of the report (also prints the AUROC table and the conclusion).
+    ``data``/``category``: default the profile's teaching data (``profile.dataset``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     prof = get_profile(profile)
     dev = select_device(device)
     t0 = time.perf_counter()
+    if data is None:
+        data, category = prof.dataset
     ds = load_data(data, category, None, prof, seed=seed)
     print(f"[radlib demo] profile={prof.name} device={dev} data: {ds.summary()}", flush=True)
     attacks, headline = demo_attacks(prof, ds.image_size)
@@ -126,12 +126,13 @@ def run_demo(out: str | Path = "runs/demo", profile: str | None = None, device: 
         fig.suptitle(f"{method}: anomaly scores, clean vs attacked")
         fig.savefig(out / f"hist_{method}.png", dpi=110, bbox_inches="tight")
         (out / method / "eval.json").write_text(json.dumps(run.eval.to_dict(include_scores=False), indent=1))
-    reference = pixel_knn_reference(ds, attacks, headline, dev, seed)
-    curves = {**{m: r.eval for m, r in runs.items()}, "pixel kNN (no training)": reference[0]}
+    refs = reference_rows(ds, prof, attacks, device=dev, seed=seed)
+    curves = {**{m: r.eval for m, r in runs.items()}, **{ref.name: ref.eval for ref in refs.values()}}
     methods_auroc_vs_eps(curves).savefig(out / "auroc_vs_eps.png", dpi=110)
-    auroc_bar_figure(list(runs.values()), headline.name).savefig(out / "auroc.png", dpi=110, bbox_inches="tight")
-    table = _table(list(runs.values()))
-    words = conclusion(runs, headline, prof.name == "smoke", reference)
+    auroc_bar_figure(list(runs.values()), headline.name, refs).savefig(out / "auroc.png", dpi=110,
+                                                                        bbox_inches="tight")
+    table = _table(list(runs.values()), refs)
+    words = conclusion(runs, headline, prof.name == "smoke", refs)
     report = out / "report.md"
     smoke_note = ("\n> **smoke profile**: tiny data, two epochs, a 1-step training attack, a tiny network. These numbers "
                   "only prove that the pipeline runs end to end; they teach nothing. Without `CI` set, "

@@ -118,13 +118,21 @@ class ResNet18AD(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features (N, 8*width) of float images (N, C, H, W) in [0, 1]."""
+    def feature_map(self, x: torch.Tensor, stage: int = 4) -> torch.Tensor:
+        """The feature map after residual stage ``stage`` (1-4) of float images (N, C, H, W) in [0, 1]:
+        (N, width * 2**(stage-1), H / s, W / s) with s = 2**(stage-1) for the CIFAR stem (x4 more for the
+        ImageNet stem). Stage 4 is what :meth:`encode` pools; the earlier stages keep local detail (the patch
+        score, :class:`radlib.score.PatchKNNScore`)."""
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"expected (N, {self.config.in_channels}, H, W) images, got {tuple(x.shape)}")
-        h = (x - self.mean) / self.std
-        h = self.layers(self.stem(h))
-        return torch.flatten(F.adaptive_avg_pool2d(h, 1), 1)
+        if isinstance(stage, bool) or stage not in (1, 2, 3, 4):
+            raise ValueError(f"stage must be 1, 2, 3 or 4, got {stage!r}")
+        h = self.stem((x - self.mean) / self.std)
+        return self.layers[:2 * stage](h)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N, 8*width) of float images (N, C, H, W) in [0, 1]."""
+        return torch.flatten(F.adaptive_avg_pool2d(self.feature_map(x, 4), 1), 1)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         f = self.encode(x)

@@ -55,12 +55,15 @@ class Profile:
             been measured to keep the robust AUROC within 1 point of fp32 (``bench_eval.py --precision-check``).
         amp: bf16 autocast in training where the hardware has native bf16 (:func:`radlib.device.autocast_dtype`).
         score: the anomaly score fitted after training, ``"own"`` (the method's: the CSI/COBRA ensemble score;
-            kNN for msc) or ``"knn"`` (mean cosine distance to the 2 nearest normal-train backbone features, any
-            method); see :func:`radlib.pipeline.fit_score`.
+            kNN for msc), ``"knn"`` (mean cosine distance to the 2 nearest normal-train backbone features, any
+            method) or ``"patch"`` (PatchCore-style: each stage-3 local feature's distance to its nearest
+            normal-train local feature, max over positions); see :func:`radlib.score.fit_score`.
         data: the notebooks' teaching data set as ``"name/category"`` (:attr:`dataset`): ``surfaces/metal``
-            (generated, with masks) everywhere but ``cpu``, whose recipe was measured on ``digits/0`` at 16 px
-            (surfaces at 32 px takes twice as long and keeps a quarter of the gap); every notebook that trains
-            uses it, so they share their trained detectors through the cache.
+            (generated brushed metal, with defect masks) in every profile: textures whose normal images differ
+            everywhere, where the untrained pixel kNN fails and learning has to earn its place (on ``digits``, the
+            ``cpu`` data until 2026-12-04, the pixel kNN beat every trained detector, certified:
+            ``benchmarks/RESULTS.md``, "Learning that earns its place"); every notebook that trains uses it, so
+            they share their trained detectors through the cache.
         seeds: how many seeds a notebook trains for a claim that compares methods (mean ± std; 1 = no spread).
         train_steps: None = train ``epochs`` epochs; an int = a budget of optimiser steps, whatever the size of the
             training set: ``epochs`` becomes ``ceil(train_steps / steps per epoch)`` (:meth:`epochs_for`), so a
@@ -113,8 +116,8 @@ class Profile:
         return self.name != "smoke" and not self.overridden
 
     def __post_init__(self) -> None:
-        if self.score not in ("own", "knn"):
-            raise ValueError(f"score must be 'own' or 'knn', got {self.score!r}")
+        if self.score not in ("own", "knn", "patch"):
+            raise ValueError(f"score must be 'own', 'knn' or 'patch', got {self.score!r}")
         if self.eval_precision not in ("fp32", "bf16"):
             raise ValueError(f"eval_precision must be 'fp32' or 'bf16', got {self.eval_precision!r}")
         for name in ("train_eps", "eval_eps"):
@@ -165,17 +168,17 @@ PROFILES: dict[str, Profile] = {
         epochs=2, batch_size=32, lr=1e-3, optimizer="adam", warmup_epochs=0, width=16,
         train_attack_steps=1, train_eps=8 / 255,
         eval_steps=2, eval_eps=None, eval_samples=1),
-    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "The `cpu` recipe"): AdamW steps of 16 images
-    # at 16 px, width 16, 2-step training attacks at 8/255, feature-kNN score; 700 steps were measured first (3
-    # seeds), then cut to 240 and to 160 so that the notebook series fits 30 minutes on a 2-core machine without
-    # bf16 ("The `cpu` budget"; the gap held at each cut, 3 seeds)
+    # found by measurement on a 2-core CPU (benchmarks/RESULTS.md, "The `cpu` recipe", "The `cpu` budget" and
+    # "Learning that earns its place"): AdamW steps of 16 images, width 16, 2-step training attacks at 8/255, 160
+    # steps (cut from 700 so that the series fits 30 minutes on 2 cores; the gap held at each cut), on 32 px
+    # surfaces/metal with the patch score (on digits at 16 px raw pixels beat every trained detector)
     "cpu": Profile(
         name="cpu", description="a laptop or lab PC without a GPU (2 cores): minutes, shows the robust gap",
         image_size=32, low_res_size=16, n_train=256, n_test=200, max_train=1000, max_test=400,
         epochs=100, batch_size=16, lr=1e-3, optimizer="adam", warmup_epochs=1, width=16,
         train_attack_steps=2, train_eps=8 / 255,
-        eval_steps=20, eval_eps=4 / 255, eval_samples=1, train_steps=160, score="knn",
-        data="digits/0", seeds=3),
+        eval_steps=20, eval_eps=4 / 255, eval_samples=1, train_steps=160, score="patch",
+        data="surfaces/metal", seeds=3),
     "lab": Profile(
         name="lab", description="free Colab T4, <= 15 min per notebook (~1.5 min of H100)",
         image_size=64, low_res_size=32, n_train=512, n_test=400, max_train=2000, max_test=1000,

@@ -16,7 +16,8 @@ SHARED_DATA = Path(os.environ.get("RADLIB_SHARED_DATA", REPO.parent / "shared" /
 @pytest.fixture(scope="session")
 def cpu_cache(tmp_path_factory) -> Path:
     """One fresh checkpoint cache for the whole session: the ``cpu`` notebooks (tests/test_notebooks_cpu.py) and
-    the robust-gap test train the same detectors (digits/0, seed 0, the ``cpu`` recipe), so they train once."""
+    the robust-gap test train the same detectors (the profile's surfaces/metal, seed 0, the ``cpu`` recipe), so they
+    train once."""
     return tmp_path_factory.mktemp("radlib_cpu_cache")
 
 

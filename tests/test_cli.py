@@ -69,6 +69,9 @@ def test_demo_writes_report(tmp_path, monkeypatch):
     assert "| csi |" in text and "| cobra |" in text and "smoke profile" in text
     assert "## What you should conclude" in text and "robust gap of" in text
     assert "PGD-2 @ 1/255" in text and "PGD-2 @ 8/255" in text  # the curve's eps, in the table
-    assert "digits/0" in text  # embedded data: no download
+    assert "surfaces/metal" in text  # the profile's teaching data, embedded: no download
+    # the detectors that learn nothing stand beside the trained ones, with the pixel kNN's certificate
+    assert "| pixel kNN (no training) |" in text and "(certified " in text and "| untrained network (" in text
+    assert "the pixel kNN, which learns nothing, keeps" in text or "smoke profile" in text
     for png in ("auroc.png", "auroc_vs_eps.png", "hist_csi.png", "hist_cobra.png"):
         assert (tmp_path / "demo" / png).stat().st_size > 1000

@@ -8,7 +8,7 @@ from radlib.data import load
 from radlib.models import build_model
 from radlib.pipeline import fit_score, run_method, untrained
 from radlib.profiles import get_profile
-from radlib.score import EnsembleScore, KNNScore
+from radlib.score import EnsembleScore, KNNScore, PatchKNNScore
 from radlib.train import TrainConfig, TrainResult
 
 
@@ -40,7 +40,9 @@ def test_fit_score_kinds(tiny, method, own):
     assert isinstance(fit_score(res, tiny.train.images), own)
     knn = fit_score(res, tiny.train.images, kind="knn")
     assert isinstance(knn, KNNScore) and knn(tiny.test.images).shape == (24,)
-    with pytest.raises(ValueError, match="kind must be"):
+    patch = fit_score(res, tiny.train.images, kind="patch")
+    assert isinstance(patch, PatchKNNScore) and patch.stage == 3 and patch(tiny.test.images).shape == (24,)
+    with pytest.raises(ValueError, match="kind must be one of 'own', 'knn', 'patch', got 'pixels'"):
         fit_score(res, tiny.train.images, kind="pixels")  # type: ignore[arg-type]
 
 

@@ -72,7 +72,8 @@ def test_auroc_bars_bad_inputs():
 
 # ------------------------------------------------------------------------------------- teaching data and seeds
 def test_profiles_name_their_teaching_data_and_seeds():
-    assert get_profile("cpu").dataset == ("digits", "0") and get_profile("cpu").seeds == 3
+    assert get_profile("cpu").dataset == ("surfaces", "metal") and get_profile("cpu").seeds == 3
+    assert get_profile("cpu").score == "patch"  # textures: local defects, a local score (RESULTS.md)
     assert get_profile("smoke").dataset == ("surfaces", "metal") and get_profile("smoke").seeds == 1
     assert PROFILES["lab"].dataset == ("surfaces", "metal") and PROFILES["lab"].seeds == 3
     casting = apply_overrides(PROFILES["smoke"], "data=casting,seeds=2")

@@ -1,6 +1,7 @@
 """Differentiable anomaly scores: the CSI/COBRA ensemble score, kNN (MSC-style) and Mahalanobis.
 
 Modules: :mod:`.base` (the interface), :mod:`.ensemble` (CSI/COBRA), :mod:`.feature` (kNN, Mahalanobis),
+:mod:`.patch` (PatchCore-style local kNN, max over positions),
 :mod:`.fit` (a trained method's score: :func:`fit_score`);
 the kernels live in :mod:`radlib.knn`, the features in :mod:`radlib.features`, the fit in :mod:`radlib.gaussian`.
 
@@ -33,11 +34,15 @@ from ..knn import knn_distance, max_cosine
 from .base import AnomalyScore, score_images
 from .ensemble import Augment, EnsembleScore, PolicyLike, official_tta
 from .feature import KNNScore, MahalanobisScore
-from .fit import ScoreKind, fit_score
+from .fit import SCORE_KINDS, ScoreKind, fit_score
+from .patch import PatchKNNScore, local_features
 
 __all__ = [
     "AnomalyScore",
     "ScoreKind",
+    "SCORE_KINDS",
+    "PatchKNNScore",
+    "local_features",
     "fit_score",
     "Augment",
     "PolicyLike",
