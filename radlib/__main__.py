@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--restarts", type=_positive_int, default=1)
     s.add_argument("--max-test", type=_positive_int, default=None)
     s.add_argument("--score", default=None, choices=["own", "knn", "patch"],
-                   help="the method's own score or kNN on backbone features (default: the training profile's)")
+                   help="the method's own score, kNN on backbone features or the patch score (default: the training "
+                        "profile's)")
     s.add_argument("--device", default=None)
     s.add_argument("--json", default=None, help="also write the result (with its protocol) as JSON")
     s.set_defaults(func=_cmd_evaluate)

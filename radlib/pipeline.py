@@ -85,7 +85,7 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     """Train ``method`` on ``ds.train`` with the profile's recipe, fit its score, evaluate clean + attacked.
 
     ``score_kind`` is passed to :func:`fit_score` (``"own"``: the method's score; ``"knn"``: feature kNN;
-    None: the profile's ``score``).
+    ``"patch"``: the patch score; None: the profile's ``score``).
     ``purify``: clean a contaminated training split first (LLBNAD, :func:`radlib.purify.purify`): a scorer name
     (``"pixel_knn"`` or a method), a dict of :func:`~radlib.purify.purify` arguments, or a ready
     :class:`~radlib.purify.Purification` of ``ds.train``. The method then trains on, and its score is fitted
@@ -141,8 +141,8 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
                         score_kind: ScoreKind | None = None) -> EvalResult:
     """Evaluate a checkpoint written by ``radlib train`` on its own dataset's test split.
 
-    ``score_kind``: ``"own"`` (the method's score), ``"knn"`` (feature kNN), see :func:`fit_score`, or None (the
-    training profile's ``score``)."""
+    ``score_kind``: ``"own"`` (the method's score), ``"knn"`` (feature kNN), ``"patch"`` (the patch score), see
+    :func:`fit_score`, or None (the training profile's ``score``)."""
     attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
                                                        restarts=restarts)]  # validated before any loading
     res = load_trained(ckpt, device=device)

@@ -137,9 +137,9 @@ def verdict(trained: Mapping[str, EvalResult | Sequence[EvalResult]], refs: Mapp
                  "then already a strong detector, and one with a certificate, which no trained detector here has. "
                  "Learning is needed where that distance fails (textures, notebook 00 and 08).")
     elif p_rob >= b_rob:
-        text += (f"No trained detector here beats raw pixels under attack ({p_rob - b_rob:+.1f} points for the pixels), "
-                 f"although the pixels detect little ({p_clean:.1f} clean): nothing in this run has learned a robust "
-                 "notion of normal yet (too short a training, or the wrong recipe for these images).")
+        text += (f"No trained detector here beats raw pixels under attack ({p_rob - b_rob:+.1f} points for the "
+                 f"pixels), although the pixels detect little ({p_clean:.1f} clean): nothing in this run has learned a "
+                 "robust notion of normal yet (too short a training, or the wrong recipe for these images).")
     else:
         text += (f"Under attack the trained detector is ahead ({b_rob - p_rob:+.1f} points), but raw pixels are better "
                  f"on clean images ({p_clean - b_clean:+.1f}): a trade-off, not a win; report both.")

@@ -74,6 +74,9 @@ def test_auroc_bars_bad_inputs():
 def test_profiles_name_their_teaching_data_and_seeds():
     assert get_profile("cpu").dataset == ("surfaces", "metal") and get_profile("cpu").seeds == 3
     assert get_profile("cpu").score == "patch"  # textures: local defects, a local score (RESULTS.md)
+    assert apply_overrides(PROFILES["cpu"], "score=knn").score == "knn"
+    with pytest.raises(ValueError, match=r"^score must be 'own', 'knn' or 'patch', got 'pixels'$"):
+        PROFILES["cpu"].replace(score="pixels")
     assert get_profile("smoke").dataset == ("surfaces", "metal") and get_profile("smoke").seeds == 1
     assert PROFILES["lab"].dataset == ("surfaces", "metal") and PROFILES["lab"].seeds == 3
     casting = apply_overrides(PROFILES["smoke"], "data=casting,seeds=2")
