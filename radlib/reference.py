@@ -95,11 +95,11 @@ def reference_rows(ds: ADDataset, profile: Profile, attacks: Sequence[AttackSpec
     return rows
 
 
-def _mean(res: EvalResult | Sequence[EvalResult], attack_name: str | None) -> tuple[float, float]:
+def _mean(res: EvalResult | Sequence[EvalResult], attack_name: str) -> tuple[float, float]:
+    """(mean clean AUROC, mean AUROC under ``attack_name``) over one result or one per seed."""
     results = [res] if isinstance(res, EvalResult) else list(res)
-    clean = float(np.mean([r.clean_auroc for r in results]))
-    robust = float(np.mean([r.clean_auroc if attack_name is None else r.auroc_under(attack_name) for r in results]))
-    return clean, robust
+    return (float(np.mean([r.clean_auroc for r in results])),
+            float(np.mean([r.auroc_under(attack_name) for r in results])))
 
 
 def verdict(trained: Mapping[str, EvalResult | Sequence[EvalResult]], refs: Mapping[str, Reference],
@@ -128,8 +128,8 @@ def verdict(trained: Mapping[str, EvalResult | Sequence[EvalResult]], refs: Mapp
     text += ". "
     if b_rob > p_rob and b_clean >= p_clean:
         text += (f"Learning earns its place: {b_rob - p_rob:+.1f} points over raw pixels under attack. Pixel distances "
-                 "fail where normal images differ from each other everywhere (a texture's random phase, lighting, "
-                 "grain) while a defect covers a few per cent of the image: the nearest normal image is far away "
+                 "fail where normal images differ from each other everywhere (on a texture: its random phase, "
+                 "lighting, grain) while a defect covers a few per cent of the image: the nearest normal image is far away "
                  "for every test image, defective or not, so the detector has to learn what normal looks like.")
     elif p_rob >= b_rob and p_clean >= max(b_clean, 80.0):
         text += (f"Raw pixels win by {p_rob - b_rob:+.1f} points under attack. They win where the images are small, "
