@@ -93,7 +93,8 @@ def conclusion(runs: dict[str, MethodRun], headline: AttackSpec, smoke: bool,
         return text + "This is the smoke profile: the run is too small for these numbers to mean anything."
     if rb - rc >= 20 and rc < 50:
         text += ("CSI collapses (below chance: the attack flips its ranking of normals and anomalies), while "
-                 "COBRA, trained against attacks on its own views and pseudo-anomalies, keeps detecting. ")
+                 "COBRA, trained against attacks on its own views and pseudo-anomalies, keeps "
+                 + ("detecting. " if rb >= 50 else "far more of its ranking (though below chance at this eps). "))
     else:
         text += "The gap is smaller than expected for this profile: compare seeds before reading anything into it. "
     text += ("Both detectors were trained without labels on normal images only and attacked on their own "
