@@ -19,7 +19,7 @@ from .evaluate import AttackSpec, format_eps
 from .pipeline import MethodRun, load_data, run_method
 from .profiles import Profile, get_profile
 from .reference import Reference, reference_rows, verdict
-from .viz import methods_auroc_vs_eps, plot_score_histograms
+from .viz import auroc_bars, methods_auroc_vs_eps, plot_score_histograms
 
 __all__ = ["run_demo", "auroc_bar_figure", "demo_attacks", "conclusion"]
 
@@ -37,31 +37,15 @@ def demo_attacks(profile: Profile, image_size: int) -> tuple[list[AttackSpec], A
 
 
 def auroc_bar_figure(runs: list[MethodRun], attack: str | None = None, refs: dict[str, Reference] | None = None):
-    """Grouped bars: clean vs attacked AUROC per method (``attack``: its name; default the last), the detectors that
-    learn nothing first (``refs``, :func:`radlib.reference.reference_rows`; the pixel kNN's certified AUROC as a
-    dashed line), chance line at 50. Returns a Figure."""
-    from matplotlib.figure import Figure
+    """Clean vs attacked AUROC per detector (``attack``: its name; default the last), the detectors that learn
+    nothing first (``refs``, :func:`radlib.reference.reference_rows`; the pixel kNN's certified AUROC as a dashed
+    line), drawn by :func:`radlib.viz.auroc_bars`. Returns a Figure."""
     refs = refs or {}
-    fig = Figure(figsize=(6.5 if refs else 5.5, 3.6))
-    ax = fig.subplots()
     attack = attack or runs[0].eval.attacks[-1].spec.name
-    rows = [(ref.name.split(" (")[0], ref.eval) for ref in refs.values()] + [(r.method, r.eval) for r in runs]
-    clean = [e.clean_auroc for _, e in rows]
-    attacked = [e.auroc_under(attack) for _, e in rows]
-    xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], clean, width=0.4, label="clean", color="#4C72B0")
-    ax.bar([x + 0.2 for x in xs], attacked, width=0.4, label=attack, color="#C44E52")
-    ax.axhline(50, ls="--", c="grey", lw=1, label="chance")
+    rows = {**{ref.name.split(" (")[0]: ref.eval for ref in refs.values()}, **{r.method: r.eval for r in runs}}
     cert = refs["pixel kNN"].certified_under(attack) if "pixel kNN" in refs else None
-    if cert is not None:
-        ax.axhline(cert, ls="--", c="black", lw=1, label=f"pixel kNN certified ({cert:.1f})")
-    ax.set_xticks(list(xs), [name.replace(" ", "\n", 1) for name, _ in rows], fontsize=8)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("AUROC (%)")
-    ax.set_title("Clean vs attacked AUROC")
-    ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    return fig
+    return auroc_bars(rows, attack_name=attack, title="Clean vs attacked AUROC",
+                      reference=None if cert is None else {"pixel kNN certified": cert})
 
 
 def _table(runs: list[MethodRun], refs: dict[str, Reference] | None = None) -> str:
