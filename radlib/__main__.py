@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -28,70 +29,128 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline import check_test_split, data_identity, load_data
+    from .device import select_device
+    from .pipeline import check_test_split, load_data
     from .profiles import get_profile
-    from .train import TrainConfig, train
+    from .record import Provenance, identity_differences, load_run
+    from .train import TrainConfig, check_resume, check_run_folder, train
+    if args.keep is not None and args.purify is None:
+        raise ValueError("--keep applies to --purify only; add --purify or drop --keep")
+    if args.out.strip() == "":
+        raise ValueError("--out is empty text; give a folder name")
+    device = select_device(args.device)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the checkpoint")
+    check_run_folder(out)
+    _writable_folder(out, "--out")
     profile = get_profile(args.profile)
     root = str(Path(args.root).resolve()) if args.root else None  # absolute: evaluate may run from elsewhere
     ds = load_data(args.data, args.category, args.image_size, profile, seed=args.seed, root=root,
                    contamination=args.contamination, contamination_of="train")
     check_test_split(ds)
+    ckpt = out / "last.pt"
+    record = load_run(ckpt)[0] if ckpt.exists() else None
+    if record is not None:  # resume only the same run: same profile, same data
+        differs = identity_differences(record.data or {}, Provenance.of(ds).data or {})
+        if record.profile != asdict(profile):
+            old = record.profile or {}
+            differs += [f"profile {k} {old.get(k)!r} -> {v!r}" for k, v in asdict(profile).items() if old.get(k) != v]
+        if differs:
+            raise ValueError(f"{out} holds a run on other data or another profile ({'; '.join(differs)}); use another "
+                             f"--out, or delete {out}")
     purification = None
     if args.purify is not None:
         from .purify import purify
-        purification = purify(ds, args.purify, keep=args.keep, profile=profile, seed=args.seed, device=args.device)
+        purification = purify(ds, args.purify, keep=0.8 if args.keep is None else args.keep, profile=profile,
+                              seed=args.seed, device=device)
         print(purification.to_markdown())
+    provenance = Provenance.of(ds, profile, purification)
+    if purification is not None:
         ds = purification.apply(ds)
     cfg = TrainConfig.from_profile(profile, method=args.method, dataset=args.data, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=args.seed, **({"epochs": args.epochs} if args.epochs is not None else {}))
-    identity = {**data_identity(ds, root), "profile": profile.name, "seed": args.seed}
-    if args.contamination:  # only when used: run folders of clean runs keep their identity
-        identity["contamination"] = args.contamination
-    if purification is not None:
-        identity["purify"] = {"method": args.purify, "keep": args.keep}
-    info = out / "data.json"
-    if (out / "last.pt").exists() and info.exists():
-        old = json.loads(info.read_text())
-        if old != identity:
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in identity.items() if old.get(k) != v)
-            raise ValueError(f"{out} holds a run on other data ({diff}); use another --out")
+    if record is not None:
+        from .record import tensor_digest
+        check_resume(ckpt, record, cfg, tensor_digest(ds.train.images))
+        if record.purification != provenance.purification:
+            raise ValueError(f"{out} holds a run with another purification; use another --out, or delete {out}")
     print(ds.summary())
-    out.mkdir(parents=True, exist_ok=True)
-    info.write_text(json.dumps(identity, indent=1))
-    kept_file = out / "purify.json"
-    if purification is not None:  # evaluate rebuilds the purified training split (the score's bank) from it
-        kept_file.write_text(json.dumps({**purification.summary(), "kept": purification.kept.tolist()}))
-    elif kept_file.exists():
-        kept_file.unlink()
-    res = train(cfg, ds, out=out, device=args.device)
+    res = train(cfg, ds, out=out, device=device, provenance=provenance)
     print(f"trained {cfg.method} for {cfg.epochs} epochs in {res.seconds:.1f} s; checkpoint: {res.checkpoint}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .device import select_device
     from .pipeline import evaluate_checkpoint
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise ValueError(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
+    from .record import write_text_atomic
+    select_device(args.device)
+    json_out = _json_output(args.json, args.ckpt) if args.json is not None else None
     result = evaluate_checkpoint(args.ckpt, attack=args.attack, steps=args.steps, eps=args.eps, mode=args.mode,
                                  restarts=args.restarts, device=args.device, max_test=args.max_test,
-                                 score_kind=args.score, root=args.root)
+                                 score_kind=args.score, root=args.root, other_data=args.other_data)
     print(result.table())
     print("data: " + ", ".join(f"{k} {result.protocol.get(k)}" for k in ("dataset", "category", "root", "image_size",
-                                                                         "n_train")))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+                                                                         "n_train", "n_test")))
+    if not result.protocol["data_matches_training"]:
+        print("NOT the training data (--other-data): " + "; ".join(result.protocol["data_differs"]))
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(result.to_dict(), indent=1))
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    run_demo(out=args.out, profile=args.profile, device=args.device, data=args.data, category=args.category,
-             seed=args.seed)
+    from .device import select_device
+    out = Path(args.out)
+    select_device(args.device)
+    if str(args.out).strip() == "":
+        raise ValueError("--out is empty text; give a folder name")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.md").exists() and not (out / "cobra").is_dir():
+        raise ValueError(f"--out {out} holds files and no radlib demo; give a new or empty folder (the demo never "
+                         f"overwrites what is not its own)")
+    _writable_folder(out, "--out")
+    run_demo(out=out, profile=args.profile, device=args.device, data=args.data, category=args.category,
+             seed=args.seed, root=args.root)
     return 0
+
+
+def _writable_folder(folder: Path, flag: str) -> None:
+    """Check, before any work and without creating anything, that ``folder`` (or the nearest existing folder above
+    it, where it will be created) can be written; one line naming ``flag`` if not."""
+    here = folder.resolve()
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir():
+        raise ValueError(f"{flag} {folder}: {here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {folder} cannot be written ({here} is read-only or not yours); give a writable "
+                         f"folder")
+
+
+def _json_output(text: str, ckpt: str) -> Path:
+    """The ``--json`` path, checked before the evaluation: never the checkpoint, a folder or a file that is not
+    JSON (it would be overwritten), and its folder must exist and be writable."""
+    path = Path(text)
+    if text == "":
+        raise ValueError("--json is empty text; give a file name")
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder; give a file name, e.g. {path / 'eval.json'}")
+    if path.exists():
+        if Path(ckpt).exists() and os.path.samefile(path, ckpt):
+            raise ValueError(f"--json {path} is the checkpoint itself; give another file name")
+        try:
+            json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError, OSError):
+            raise ValueError(f"--json {path} exists and is not a JSON file: radlib will not overwrite it; give another "
+                             f"file name") from None
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"--json {text}: the folder {parent} does not exist")
+    _writable_folder(parent, f"--json {text}: the folder")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,16 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-size", type=_positive_int, default=None)
     s.add_argument("--epochs", type=_positive_int, default=None)
     s.add_argument("--root", default=None, help="dataset folder (default $RADLIB_DATA or ./data)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default=None)
-    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default $RADLIB_DEVICE, else the best "
+                   "available)")
+    s.add_argument("--out", required=True, help="a new or empty folder, or the folder of this run (resumes it)")
     s.add_argument("--contamination", type=_fraction, default=0.0,
                    help="share of the training set made of test anomalies moved in (0 = clean; e.g. 0.1)")
     s.add_argument("--purify", nargs="?", const="pixel_knn", default=None, metavar="SCORER",
                    choices=["pixel_knn", *sorted(METHODS)],
                    help="purify the training set first (LLBNAD): sub-models of SCORER (default pixel_knn) on 3 "
                         "disjoint subsets score every image; the --keep lowest are kept")
-    s.add_argument("--keep", type=_fraction, default=0.8, help="fraction of the training set --purify keeps")
+    s.add_argument("--keep", type=_fraction, default=None,
+                   help="fraction of the training set --purify keeps (default 0.8; only with --purify)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="clean and attacked AUROC of a checkpoint")
@@ -137,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the method's own score, kNN on backbone features or the patch score (default: the training "
                         "profile's)")
     s.add_argument("--device", default=None)
+    s.add_argument("--other-data", action="store_true",
+                   help="evaluate even when the rebuilt data differs from the training data (the protocol says so)")
     s.add_argument("--json", default=None, help="also write the result (with its protocol) as JSON")
     s.set_defaults(func=_cmd_evaluate)
 
@@ -146,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None, choices=list(PROFILES))
     s.add_argument("--data", default=None, help="dataset (default: the profile's teaching data, embedded)")
     s.add_argument("--category", default=None, help="normal class / category (with --data)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--root", default=None, help="dataset folder (with --data; default $RADLIB_DATA or ./data)")
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--device", default=None)
     s.set_defaults(func=_cmd_demo)
     return p
@@ -154,18 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line. Expected errors (bad data, arguments or checkpoints, a diverged run) print one line
-    naming the problem and exit with 2; ``--debug`` or ``RADLIB_DEBUG=1`` shows the traceback instead."""
+    naming the problem and exit with 2, all checked before the work starts where they can be (devices, output
+    folders, ``--json``); Ctrl-C prints one line and exits with 130; ``--debug`` or ``RADLIB_DEBUG=1`` shows the
+    traceback instead."""
     from .checkpoint import CheckpointError
     from .data import DatasetError
     from .train import TrainingDiverged
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("RADLIB_DEBUG", "").lower() in ("1", "true", "yes")
     try:
         return int(args.func(args) or 0)
-    except (DatasetError, CheckpointError, TrainingDiverged, ValueError, FileNotFoundError) as e:
-        if args.debug or os.environ.get("RADLIB_DEBUG", "").lower() in ("1", "true", "yes"):
+    except (DatasetError, CheckpointError, TrainingDiverged, ValueError, OSError) as e:
+        if debug:
             raise
         print(f"radlib {args.command}: error: {e} (--debug shows the traceback)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        tail = " (the last checkpoint is kept: the same command resumes)" if args.command == "train" else ""
+        print(f"radlib {args.command}: interrupted{tail}", file=sys.stderr)
+        return 130
 
 
 def _fraction(text: str) -> float:
@@ -177,6 +250,15 @@ def _fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
     return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, an int in [0, 2**32 - 1]."""
+    from .data._base import check_seed
+    try:
+        return check_seed(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if "must be" in str(e) else f"{text!r} is not an integer") from None
 
 
 def _positive_int(text: str) -> int:

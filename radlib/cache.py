@@ -1,8 +1,10 @@
 """Train once, reuse: a checkpoint cache keyed by everything that decides the trained weights.
 
-A cache entry is an ordinary :func:`radlib.train.train` output folder (``last.pt`` written atomically, loaded with
-``weights_only=True``, plus ``history.json`` and ``key.json``), so a hit is the trainer's own exact resume of a
-finished run and an interrupted run (a Colab disconnect) continues where it stopped. The folder is
+A cache entry is an ordinary :func:`radlib.train.train` output folder (the run record ``last.pt`` of
+:mod:`radlib.record`, written atomically, loaded with ``weights_only=True`` and checked against its digests, plus
+its derived views ``history.json`` and ``run.json``), so a hit is the trainer's own exact resume of a finished run,
+an interrupted run (a Colab disconnect) continues where it stopped, and an entry whose weights changed on disk is
+refused, never used. The folder is
 ``<root>/<dataset>-<category>-<method>-<profile>-s<seed>-<key>``, where ``key`` hashes
 
 - the full :class:`~radlib.config.TrainConfig` (every field: a changed epoch count, eps or width retrains),
@@ -39,7 +41,9 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import CheckpointError
 from .config import TrainConfig
+from .record import load_run, tensor_digest
 
 __all__ = ["cache_dir", "default_cache_root", "source_digest", "images_digest", "resolve_cache", "is_complete"]
 
@@ -58,11 +62,9 @@ def source_digest() -> str:
 
 
 def images_digest(images: torch.Tensor) -> str:
-    """SHA-256 (hex) of a tensor's dtype, shape and bytes (any dtype, any device; copied to the CPU once)."""
-    t = images.detach().to("cpu").contiguous()
-    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    """SHA-256 (hex) of a tensor's dtype, shape and bytes (any dtype, any device): :func:`radlib.record.tensor_digest`,
+    the digest the run record stores as ``trained_sha256``."""
+    return tensor_digest(images)
 
 
 def default_cache_root() -> Path:
@@ -104,11 +106,11 @@ def cache_dir(config: TrainConfig, images: torch.Tensor, *, root: str | os.PathL
 
 
 def is_complete(folder: str | os.PathLike[str], config: TrainConfig) -> bool:
-    """True when ``folder/history.json`` records all ``config.epochs`` epochs (the run finished; ``last.pt`` is
-    written before it). A cheap look before training, not a validation: :func:`radlib.train.train` still checks
-    the checkpoint's config and content."""
-    path = Path(folder) / "history.json"
+    """True when ``folder/last.pt`` is a run record of ``config`` with all ``config.epochs`` epochs done. A cheap
+    look before training that reads only the run record; a damaged or tampered record counts as not complete,
+    and :func:`radlib.train.train` then refuses it with its reason."""
     try:
-        return len(json.loads(path.read_text())) >= config.epochs and (Path(folder) / "last.pt").is_file()
-    except (OSError, ValueError):
+        record, _ = load_run(Path(folder) / "last.pt")
+    except CheckpointError:
         return False
+    return record.config == config and record.epoch >= config.epochs

@@ -99,6 +99,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "attack_steps", "width", "checkpoint_every", "log_every"):
             if getattr(self, name) < (0 if name == "attack_steps" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.warmup_epochs < 0 or (self.steps_per_epoch is not None and self.steps_per_epoch < 1):
+            raise ValueError(f"warmup_epochs must be >= 0 and steps_per_epoch >= 1 or None, got warmup_epochs="
+                             f"{self.warmup_epochs}, steps_per_epoch={self.steps_per_epoch}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= 2**32 - 1:
+            raise ValueError(f"seed must be an integer in [0, {2**32 - 1}], got {self.seed!r}")
         if not 0 <= self.eps <= 1:
             raise ValueError(f"eps must be in [0, 1] (pixel units, e.g. 8/255), got {self.eps}")
         if self.lr <= 0 or self.temperature <= 0:

@@ -89,9 +89,10 @@ def conclusion(runs: dict[str, MethodRun], headline: AttackSpec, smoke: bool,
 
 
 def run_demo(out: str | Path = "runs/demo", profile: str | None = None, device: str | None = None,
-             data: str | None = None, category: str | None = None, seed: int = 0) -> Path:
+             data: str | None = None, category: str | None = None, seed: int = 0, root: str | None = None) -> Path:
     """Run the demo and return the path of the report (also prints the AUROC table and the conclusion).
-    ``data``/``category``: default the profile's teaching data (``profile.dataset``)."""
+    ``data``/``category``: default the profile's teaching data (``profile.dataset``); ``root``: the dataset folder
+    (default ``$RADLIB_DATA`` or ``./data``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     prof = get_profile(profile)
@@ -99,7 +100,7 @@ def run_demo(out: str | Path = "runs/demo", profile: str | None = None, device: 
     t0 = time.perf_counter()
     if data is None:
         data, category = prof.dataset
-    ds = load_data(data, category, None, prof, seed=seed)
+    ds = load_data(data, category, None, prof, seed=seed, root=root)
     print(f"[radlib demo] profile={prof.name} device={dev} data: {ds.summary()}", flush=True)
     attacks, headline = demo_attacks(prof, ds.image_size)
     runs: dict[str, MethodRun] = {}

@@ -5,23 +5,50 @@ import os
 
 import torch
 
-__all__ = ["select_device", "make_generator", "autocast_dtype", "cpu_has_native_bf16", "uses_channels_last"]
+__all__ = ["DeviceError", "DEVICE_TYPES", "select_device", "make_generator", "autocast_dtype", "cpu_has_native_bf16", "uses_channels_last"]
+
+
+class DeviceError(ValueError):
+    """A device radlib cannot run on (unknown name, or absent here); the message names where it came from."""
+
+
+#: the device types radlib runs on
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: ``device`` if given, else ``$RADLIB_DEVICE``, else cuda -> mps -> cpu."""
+    """The device to run on: ``device`` if given, else ``$RADLIB_DEVICE``, else cuda -> mps -> cpu.
+
+    Raises:
+        DeviceError (a ValueError): not a device name, a type radlib does not run on (``xla``, ``meta``, ...), or a
+            device absent here (``cuda`` without CUDA, ``cuda:7`` on a machine with fewer GPUs, ``mps`` off a Mac).
+    """
+    from_env = device is None and bool(os.environ.get("RADLIB_DEVICE"))
     choice = device if device is not None else os.environ.get("RADLIB_DEVICE") or None
-    if choice is not None:
-        dev = torch.device(choice)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {choice!r} was asked for but CUDA is not available here")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if choice is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    where = f"RADLIB_DEVICE={choice!r}" if from_env else f"device {choice!r}"
+    try:
+        dev = choice if isinstance(choice, torch.device) else torch.device(choice)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"{where} is not a device name; use cpu, cuda, cuda:N or mps (lower case)") from None
+    if dev.type not in DEVICE_TYPES:
+        raise DeviceError(f"{where}: radlib runs on cpu, cuda or mps, not {dev.type}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{where} was asked for but CUDA is not available here; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"{where}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(f"{where} was asked for but MPS (Apple GPU) is not available here; use cpu")
+    return dev
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:

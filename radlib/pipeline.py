@@ -13,8 +13,8 @@ Example (a whole experiment in two calls, at toy sizes):
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,6 +22,7 @@ import torch
 
 from .cache import cache_dir, is_complete, resolve_cache
 from .checkpoint import CheckpointError
+from .record import Provenance, data_identity, identity_differences
 from .data import ADDataset, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
@@ -33,7 +34,7 @@ from .score import AnomalyScore, ScoreKind, fit_score
 from .train import TrainConfig, TrainResult, load_trained, train
 
 __all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
-           "untrained", "teaching_model", "score_protocol", "data_identity", "check_test_split"]
+           "untrained", "teaching_model", "score_protocol", "check_test_split"]
 
 
 def load_data(name: str, category: str | None, image_size: int | None, profile: Profile, *, seed: int = 0,
@@ -101,6 +102,7 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     score_kind = score_kind or profile.score  # type: ignore[assignment]
     check_test_split(ds)
     dev = select_device(device)
+    loaded = ds  # the data set as given: its identity is recorded, with the purification
     if purify is not None:
         if not isinstance(purify, Purification):
             kw = {"method": purify} if isinstance(purify, str) else dict(purify)
@@ -116,13 +118,16 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     if root is not None:
         if out is not None:
             raise ValueError("give either out= (a run folder) or cache= (the checkpoint cache), not both")
-        out = cache_dir(cfg, ds.train.images, root=root, profile=profile.name)
+        out = cache_dir(cfg, ds.train.images, root=_writable_cache(root), profile=profile.name)
         cached = is_complete(out, cfg)
-        if not cached:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "key.json").write_text(json.dumps({"config": asdict(cfg), "profile": profile.name,
-                                                       "data": data_identity(ds)}, indent=1, default=str))
-    res = train(cfg, ds, out=out, device=dev, progress=progress and not cached, on_epoch_end=on_epoch_end)
+    try:
+        res = train(cfg, ds, out=out, device=dev, progress=progress and not cached, on_epoch_end=on_epoch_end,
+                    provenance=Provenance.of(loaded, profile, purify))
+    except (CheckpointError, ValueError) as e:
+        if root is None:
+            raise
+        raise CheckpointError(f"the cache entry {out} cannot be used ({e}); delete that folder and it is retrained"
+                              ) from None
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
                       augment=profile.eval_augment)
     specs = list(attacks) if attacks is not None else default_attacks(profile, ds.image_size)
@@ -138,50 +143,75 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
 def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 10, eps: float = 8 / 255,
                         mode: str = "both", restarts: int = 1, device: str | None = None,
                         max_test: int | None = None, root: str | None = None,
-                        score_kind: ScoreKind | None = None) -> EvalResult:
-    """Evaluate a checkpoint written by ``radlib train`` on its own dataset's test split.
+                        score_kind: ScoreKind | None = None, other_data: bool = False) -> EvalResult:
+    """Evaluate a run written by ``radlib train`` (or :func:`run_method` with ``out=`` / ``cache=``) on its own
+    test split, from its run record alone (:mod:`radlib.record`): the profile it was trained with (overrides
+    included), the data rebuilt with the recorded arguments, the purified training split as the score's bank.
 
-    ``score_kind``: ``"own"`` (the method's score), ``"knn"`` (feature kNN), ``"patch"`` (the patch score), see
-    :func:`fit_score`, or None (the training profile's ``score``)."""
+    The rebuilt data must be the data the run was trained on (same sizes, same SHA-256 of both splits); else a
+    ValueError names every differing field. ``root``: read the data from another folder (a moved copy: the
+    digests must still match). ``other_data=True`` evaluates on whatever the recorded arguments (and ``root``) load
+    now, and the protocol says so (``data_matches_training``, ``data_differs``). ``max_test``: a seeded subset of
+    that many test images, recorded in the protocol (``test_subset``). ``score_kind``: ``"own"``, ``"knn"``,
+    ``"patch"`` (see :func:`fit_score`) or None (the training profile's ``score``)."""
     attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
                                                        restarts=restarts)]  # validated before any loading
+    if max_test is not None and (isinstance(max_test, bool) or not isinstance(max_test, int) or max_test < 2):
+        raise ValueError(f"max_test must be an int >= 2 (a normal and an anomaly), got {max_test!r}")
     res = load_trained(ckpt, device=device)
-    cfg = res.config
-    info_path = Path(ckpt).with_name("data.json")
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    profile = get_profile(info.get("profile"))
+    record = res.record
+    assert record is not None
+    if record.data is None or record.data.get("load") is None:
+        raise CheckpointError(f"{ckpt} was trained on images given in memory: radlib cannot rebuild its data; fit "
+                              f"its score with radlib.score.fit_score and evaluate it with radlib.evaluate.evaluate")
+    profile = record.profile_object()
     score_kind = score_kind or profile.score  # type: ignore[assignment]
-    options: dict[str, Any] = {}
-    if max_test is not None:
-        options["n_test" if cfg.dataset == "surfaces" else "max_test"] = max_test
-    data_root = str(Path(root).resolve()) if root else info.get("root")
-    if info.get("contamination"):
-        if max_test is not None:  # the moved anomalies are drawn from the test split: another one moves others
-            raise ValueError("max_test cannot be changed for a run trained on contaminated data (the injected "
-                             "anomalies were drawn from the training-time test split)")
-        options.update(contamination=info["contamination"], contamination_of="train")
-    ds = load_data(cfg.dataset, cfg.category, cfg.image_size, profile, seed=info.get("seed", cfg.seed),
-                   root=data_root, channels=cfg.channels, **options)
-    kept_file = Path(ckpt).with_name("purify.json")
-    if info.get("purify") and kept_file.exists():  # the score's bank is the purified training split
-        kept = torch.tensor(json.loads(kept_file.read_text())["kept"], dtype=torch.long)
-        if len(kept) == 0 or int(kept.max()) >= len(ds.train):
-            raise CheckpointError(f"{kept_file} does not match the training split ({len(ds.train)} images)")
-        ds = replace(ds, train=ds.train.subset(kept))
+    load_args = dict(record.data["load"])
+    if root:
+        load_args["root"] = str(Path(root).resolve())
+    ds = load(**load_args)
+    differs = identity_differences(record.data, data_identity(ds))
+    if differs and not other_data:
+        raise ValueError(f"{ckpt} was trained on other data than the data set rebuilt now from "
+                         f"{load_args.get('root') or load_args['name']} ({'; '.join(differs)}); evaluate on the "
+                         f"training data, or pass --other-data (other_data=True) to evaluate on this data anyway")
+    if record.purification is not None:  # the score's bank is the purified training split
+        if differs:
+            raise ValueError(f"{ckpt} was trained on a purified split of other data ({'; '.join(differs)}): its kept "
+                             f"rows name images of the training data only")
+        ds = replace(ds, train=ds.train.subset(torch.tensor(record.purification["kept"], dtype=torch.long)))
+    subset = None
+    if max_test is not None and max_test < len(ds.test):
+        n_all = len(ds.test)
+        keep = torch.randperm(n_all, generator=torch.Generator().manual_seed(record.config.seed))[:max_test]
+        ds = replace(ds, test=ds.test.subset(keep.sort().values))
+        subset = f"{max_test} of {n_all} test images (seed {record.config.seed})"
     check_test_split(ds)
+    cfg = record.config
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind,
                       augment=profile.eval_augment)
     result = evaluate(score, ds.test, attacks=attacks, device=res.model.transform_head.weight.device,
                       seed=cfg.seed, precision=profile.eval_precision)
     result.protocol.update(method=cfg.method, checkpoint=str(ckpt), **score_protocol(profile, score_kind),
-                           **data_identity(ds, data_root))
+                           dataset=ds.name, category=ds.normal, root=load_args.get("root"), image_size=ds.image_size,
+                           channels=ds.channels, n_train=len(ds.train), n_test=len(ds.test),
+                           data_matches_training=not differs, data_differs=differs, test_subset=subset,
+                           trained_profile=profile.name)
     return result
 
 
-def data_identity(ds: ADDataset, root: str | None = None) -> dict[str, Any]:
-    """What identifies a data set for a checkpoint and a protocol: name, normal category, root, sizes."""
-    return {"dataset": ds.name, "category": ds.normal, "root": root, "image_size": ds.image_size,
-            "channels": ds.channels, "n_train": len(ds.train.images), "n_test": len(ds.test.images)}
+def _writable_cache(root: Path) -> Path:
+    """``root`` created if needed; a ValueError naming ``$RADLIB_CACHE`` when it is a file or cannot be written."""
+    where = f"the checkpoint cache {root} ($RADLIB_CACHE or cache=)"
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{where} is a file; point RADLIB_CACHE at a folder, or set RADLIB_CACHE=off")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=root, prefix=".probe-").close()
+    except OSError as e:
+        raise ValueError(f"{where} cannot be written ({e.strerror or e}); point RADLIB_CACHE at a writable folder, "
+                         f"or set RADLIB_CACHE=off") from None
+    return root
 
 
 def check_test_split(ds: ADDataset) -> None:

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +26,8 @@ import torch
 
 from . import attacks, losses
 from .augment import SimCLRAugment, horizontal_flip
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError
+from .record import Provenance, RunRecord, data_identity, load_run, save_run, tensor_digest
 from .data import ADDataset, Split, to_float
 from .features import model_features
 from .config import PROFILE_FIELDS, TrainConfig
@@ -38,7 +38,7 @@ from .optim import build_optimizer, warmup_cosine
 from .pseudo_anomaly import Policy
 
 __all__ = ["METHODS", "PROFILE_FIELDS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained",
-           "training_views"]
+           "training_views", "check_run_folder", "check_resume"]
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the term, epoch and step."""
@@ -55,6 +55,7 @@ class TrainResult:
     checkpoint: Path | None
     center: torch.Tensor | None = None  # msc: the normal-train feature centre used by the loss
     policy: Policy | None = None
+    record: RunRecord | None = None  # the run record of ``checkpoint`` (:mod:`radlib.record`), None without one
 
 
 class _Step:
@@ -176,9 +177,6 @@ def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Gener
     return make_generator(seed * 1_000_003 + epoch, device)
 
 
-_CKPT_KEYS = ("config", "model_config", "model", "optimizer", "scheduler", "epoch", "history", "seconds")
-
-
 def _check_parameters(model: ResNet18AD, epoch: int) -> None:
     """Refuse to save or return a model with NaN/inf weights (a blow-up on the last step leaves finite losses
     behind: the loss check alone would miss it). One host sync per call."""
@@ -190,27 +188,35 @@ def _check_parameters(model: ResNet18AD, epoch: int) -> None:
 
 def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: str | Path | None = None,
           device: str | torch.device | None = None, resume: bool = True, progress: bool = True,
-          on_epoch_end: Callable[[int, dict[str, float], ResNet18AD], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[int, dict[str, float], ResNet18AD], None] | None = None,
+          provenance: Provenance | None = None) -> TrainResult:
     """Train a detector from scratch on the normal training images of ``data``.
 
     Args:
         config: a :class:`TrainConfig` (``TrainConfig.from_profile`` gives the profile's sizes).
         data: an :class:`~radlib.data.ADDataset` (its ``train`` split is used), a Split, or uint8/float images
             (N, C, H, W). Labels are never read (one-class training, even on a contaminated split).
-        out: folder for ``last.pt`` (atomic, every ``checkpoint_every`` epochs) and ``history.json``; None = none.
+        out: a new or empty folder, or a run folder of this config, for the run record ``last.pt``
+            (:func:`radlib.record.save_run`, atomic, every ``checkpoint_every`` epochs) and its derived views
+            ``history.json`` and ``run.json``; None = no checkpoint. A folder holding other files is refused (a run
+            never overwrites what is not its own).
         device: None = :func:`~radlib.device.select_device`.
-        resume: if ``out/last.pt`` exists with the same config, continue from it (bitwise-exact on CPU: every
-            epoch draws from its own generator, and model + optimiser state are restored).
+        resume: if ``out/last.pt`` exists with the same config and the same training images (SHA-256), continue
+            from it (bitwise-exact on CPU: every epoch draws from its own generator, and model + optimiser state
+            are restored).
         on_epoch_end: callback ``(epoch, epoch_means, model)``, e.g. for live loss curves in a notebook.
+        provenance: the profile, data identity and purification recorded in the checkpoint
+            (:class:`radlib.record.Provenance`); None = the identity of ``data`` when it is an ADDataset.
 
     Raises:
         TrainingDiverged: a loss term became NaN/inf (checked every ``log_every`` steps and at epoch end), or a
             parameter did (checked before every checkpoint write and at the end).
-        CheckpointError: ``out/last.pt`` exists but is damaged or not a radlib checkpoint.
+        CheckpointError: ``out/last.pt`` exists but is damaged, tampered with or not a radlib run record.
+        ValueError: ``out`` is a file or a folder of other files, or holds a run of another config or other images.
     """
     dev = select_device(device)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise ValueError(f"out={out} is a file; give a folder for last.pt and history.json")
+    if out is not None:
+        check_run_folder(Path(out))
     images = _train_images(data)
     if images.ndim != 4 or images.shape[1] != config.channels:
         raise ValueError(f"expected train images (N, {config.channels}, H, W), got {tuple(images.shape)}")
@@ -235,14 +241,17 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
     start_epoch, elapsed = 0, 0.0
     ckpt_path = Path(out) / "last.pt" if out is not None else None
     center = _msc_center(model, images) if get_method(config.method).center else None
+    trained_sha256 = tensor_digest(images)
+    if provenance is None:
+        provenance = Provenance(data=data_identity(data)) if isinstance(data, ADDataset) else Provenance()
+    record = None
     if ckpt_path is not None and resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=dev, required=_CKPT_KEYS)
-        if state["config"] != asdict(config):
-            raise ValueError(f"{ckpt_path} was written with a different config; use another --out or resume=False")
+        record, state = load_run(ckpt_path, map_location=dev)
+        check_resume(ckpt_path, record, config, trained_sha256)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        start_epoch, history, elapsed = state["epoch"], state["history"], state["seconds"]
+        start_epoch, history, elapsed = record.epoch, record.history, record.seconds
         center = state["center"].to(dev) if state.get("center") is not None else center
     step_fn = _Step(config, model, policy, center)
     # fp16 (GPUs without native bf16) needs loss scaling against gradient underflow; a no-op otherwise
@@ -274,19 +283,48 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         last = epoch + 1 == config.epochs
         if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
             _check_parameters(model, epoch + 1)
-            save_checkpoint({"config": asdict(config), "model_config": asdict(model.config),
-                             "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history,
-                             "seconds": means["seconds"], "center": center,
-                             "radlib_version": _version()}, ckpt_path)
-            (ckpt_path.parent / "history.json").write_text(json.dumps(history, indent=1))
+            record = save_run(ckpt_path, config=config, model=model, optimizer=opt.state_dict(),
+                              scheduler=sched.state_dict(), epoch=epoch + 1, history=history,
+                              seconds=means["seconds"], center=center, trained_sha256=trained_sha256,
+                              profile=provenance.profile, data=provenance.data,
+                              purification=provenance.purification)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, means, model)
     bar.close()
     _check_parameters(model, config.epochs)
     model.eval()
     seconds = elapsed + time.perf_counter() - t0
-    return TrainResult(model, config, history, seconds, ckpt_path, center, policy)
+    return TrainResult(model, config, history, seconds, ckpt_path, center, policy, record)
+
+
+def check_run_folder(out: Path) -> None:
+    """Refuse an output folder that is a file, or that holds files and no run record (``last.pt``).
+
+    Raises ValueError naming the folder and the fix; nothing is created."""
+    if str(out) == "":
+        raise ValueError("the output folder is empty text; give a folder name")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder; give a folder for the run (last.pt, history.json)")
+    if out.is_dir() and not (out / "last.pt").exists():  # a run writes last.pt first: anything else is not ours
+        foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise ValueError(f"{out} holds files that are not a radlib run ({shown}) and no last.pt; train into a "
+                             f"new or empty folder (a run never overwrites what is not its own)")
+
+
+def check_resume(path: Path, record: RunRecord, config: TrainConfig, trained_sha256: str) -> None:
+    """Refuse to resume the run at ``path`` with another config or on other training images; the message names
+    every differing config field."""
+    old, new = asdict(record.config), asdict(config)
+    diff = [f"{k} {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
+    if diff:
+        raise ValueError(f"{path} holds a run with another config ({', '.join(diff)}); train into another folder or "
+                         f"delete this one")
+    if record.trained_sha256 != trained_sha256:
+        raise ValueError(f"{path} was trained on other images (SHA-256 {record.trained_sha256[:12]} -> "
+                         f"{trained_sha256[:12]}): the training data changed since; train into another folder or "
+                         f"delete this one")
 
 
 def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int) -> None:
@@ -296,30 +334,27 @@ def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int) -> None:
                                f"<= {step + 1}: lower the learning rate or the attack step size, or disable amp")
 
 
-def _version() -> str:
-    from . import __version__
-    return __version__
-
-
 def _progress(total: int, initial: int, desc: str, enabled: bool):  # tqdm when wanted, a no-op otherwise
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, leave=False)
 
 
 def load_trained(path: str | Path, device: str | torch.device | None = None) -> TrainResult:
-    """Rebuild a :class:`TrainResult` (model in eval mode) from a checkpoint written by :func:`train`."""
+    """Rebuild a :class:`TrainResult` (model in eval mode, ``record`` set) from a run record written by
+    :func:`train`; :func:`radlib.record.load_run` verifies it first (digests, finite weights)."""
     dev = select_device(device)
-    state = load_checkpoint(path, map_location=dev, required=_CKPT_KEYS)
+    record, state = load_run(path, map_location=dev)
+    cfg = record.config
     try:
-        cfg = TrainConfig(**state["config"])
         # the memory format training used: the reloaded model computes bitwise what the trained one did
-        model = build_model(state["model_config"], device=dev,
+        model = build_model(record.model_config, device=dev,
                             channels_last=uses_channels_last(dev, cfg.channels_last, cfg.width))
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         raise CheckpointError(f"{path} does not match this radlib version's model or config "
-                              f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                              f"({type(e).__name__}: {' '.join(lines)[:300]})") from None
     model.eval()
     center = state.get("center")
-    return TrainResult(model, cfg, state["history"], state["seconds"], Path(path),
-                       None if center is None else center.to(dev), cfg.policy())
+    return TrainResult(model, cfg, record.history, record.seconds, Path(path),
+                       None if center is None else center.to(dev), cfg.policy(), record)

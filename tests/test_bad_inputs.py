@@ -19,6 +19,7 @@ from radlib.data.folder import read_image
 from radlib.evaluate import AttackSpec
 from radlib.pipeline import run_method
 from radlib.profiles import PROFILES, apply_overrides
+from radlib.record import load_run
 from radlib.train import TrainConfig, TrainingDiverged, load_trained, train
 
 ENV = {**os.environ, "RADLIB_DEVICE": "cpu", "RADLIB_PROFILE": "smoke"}
@@ -74,8 +75,7 @@ def test_train_stores_an_absolute_root_and_evaluate_takes_root(tmp_path):
     proc = cli("train", "--data", "folder", "--root", "mine", "--method", "csi", "--profile", "smoke", "--epochs",
                "1", "--image-size", "16", "--out", "run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    info = json.loads((tmp_path / "run" / "data.json").read_text())
-    assert info["root"] == str(data.resolve())
+    assert load_run(tmp_path / "run" / "last.pt")[0].data["root"] == str(data.resolve())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = cli("evaluate", "--ckpt", tmp_path / "run" / "last.pt", "--steps", "1", cwd=elsewhere)

@@ -9,6 +9,7 @@ import torch
 
 from radlib import cache as cache_mod
 from radlib.cache import cache_dir, default_cache_root, images_digest, is_complete, resolve_cache
+from radlib.record import load_run
 from radlib.checkpoint import CheckpointError
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import apply_overrides, get_profile
@@ -31,9 +32,10 @@ def test_second_call_is_a_hit_with_the_same_weights_scores_and_time(ds, tmp_path
     assert not first.cached
     entries = list(tmp_path.iterdir())
     assert len(entries) == 1 and entries[0].name.startswith("digits-0-csi-smoke-s0-")
-    assert {"last.pt", "history.json", "key.json"} <= {p.name for p in entries[0].iterdir()}
-    key = json.loads((entries[0] / "key.json").read_text())
-    assert key["config"]["epochs"] == 2 and key["profile"] == "smoke" and key["data"]["n_train"] == 24
+    assert {"last.pt", "history.json", "run.json"} == {p.name for p in entries[0].iterdir()}
+    record, _ = load_run(entries[0] / "last.pt")  # the entry is described by its run record alone
+    assert record.config.epochs == 2 and record.profile["name"] == "smoke" and record.data["n_train"] == 24
+    assert record.trained_sha256 == images_digest(ds.train.images)
     calls = []
     second = run_method("csi", ds, "smoke", cache=tmp_path, on_epoch_end=lambda *a: calls.append(a), **TINY)
     assert second.cached and calls == []  # nothing trained
@@ -66,13 +68,20 @@ def test_a_changed_recipe_retrains(ds, tmp_path):
 
 
 def test_an_interrupted_entry_resumes_and_a_damaged_one_is_refused(ds, tmp_path):
-    run = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    def stop_after_epoch_1(epoch, *_):
+        if epoch == 1:
+            raise KeyboardInterrupt  # a Colab disconnect after the first checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        run_method("csi", ds, "smoke", cache=tmp_path, on_epoch_end=stop_after_epoch_1, **TINY)
     (entry,) = tmp_path.iterdir()
-    history = json.loads((entry / "history.json").read_text())
-    (entry / "history.json").write_text(json.dumps(history[:1]))  # as if stopped after epoch 1 ...
+    record, _ = load_run(entry / "last.pt")
+    assert record.epoch == 1 and not is_complete(entry, record.config)
+    run = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    assert not run.cached and len(run.train.history) == 2 and is_complete(entry, run.train.config)
+    (entry / "last.pt").write_bytes(b"not a checkpoint")  # a damaged entry
     assert not is_complete(entry, run.train.config)
-    (entry / "last.pt").write_bytes(b"not a checkpoint")  # ... and its checkpoint damaged
-    with pytest.raises(CheckpointError, match="is damaged or not a torch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"^the cache entry .* cannot be used \(.* is damaged or not a torch "
+                                              r"checkpoint .*delete that folder and it is retrained$"):
         run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
 
 

@@ -39,7 +39,7 @@ def test_train_then_evaluate_roundtrip(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(["train", "--data", "surfaces", "--category", "metal", "--method", "csi", "--profile", "smoke",
                  "--epochs", "1", "--out", str(out)]) == 0
-    assert (out / "last.pt").exists() and (out / "history.json").exists() and (out / "data.json").exists()
+    assert {p.name for p in out.iterdir()} == {"last.pt", "history.json", "run.json"}
     capsys.readouterr()
     js = tmp_path / "eval.json"
     assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "pgd", "--steps", "2", "--eps", "8/255",

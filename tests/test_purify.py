@@ -10,6 +10,7 @@ import radlib.data as D
 from radlib.__main__ import main
 from radlib.data import Split
 from radlib.pipeline import run_method
+from radlib.record import load_run
 from radlib.purify import Purification, aggregate_scores, purify, split_subsets
 
 
@@ -186,18 +187,17 @@ def test_cli_train_purify_then_evaluate(tmp_path, capsys, monkeypatch):
                  "--epochs", "1", "--contamination", "0.2", "--purify", "--keep", "0.75", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "purification: pixel_knn" in text and "| injected anomalies |" in text
-    kept = json.loads((out / "purify.json").read_text())
-    info = json.loads((out / "data.json").read_text())
-    assert info["purify"] == {"method": "pixel_knn", "keep": 0.75} and info["contamination"] == 0.2
+    record, _ = load_run(out / "last.pt")  # the purification lives in the run record
+    kept = record.purification["kept"]
+    assert (record.purification["method"], record.purification["keep"]) == ("pixel_knn", 0.75)
+    assert record.data["contamination"] == 0.2 and record.data["load"]["contamination_of"] == "train"
     js = tmp_path / "eval.json"
     assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none", "--json", str(js)]) == 0
-    assert json.loads(js.read_text())["protocol"]["n_train"] == kept["n_kept"] == len(kept["kept"])
+    assert json.loads(js.read_text())["protocol"]["n_train"] == len(kept) == int(0.75 * record.data["n_train"])
     capsys.readouterr()
-    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none", "--max-test", "24"]) == 2
-    assert "max_test cannot be changed for a run trained on contaminated data" in capsys.readouterr().err
-    (out / "purify.json").write_text(json.dumps({"kept": [10_000]}))
-    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none"]) == 2
-    assert "purify.json does not match the training split" in capsys.readouterr().err
+    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none", "--max-test", "24",
+                 "--json", str(js)]) == 0  # a subset of the verified test split: the moved anomalies stay out
+    assert json.loads(js.read_text())["protocol"]["test_subset"].startswith("24 of ")
     assert main(["train", "--data", "digits", "--keep", "0", "--purify", "--out", str(tmp_path / "b"),
                  "--profile", "smoke", "--epochs", "1"]) == 2
     assert "keep must be a fraction in (0, 1], got 0.0" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path):
 
 def test_resume_refuses_other_config(tmp_path):
     train(_cfg("csi"), _images(), out=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match=r"another config \(lr 0.5 -> 0.1\)"):
         train(_cfg("csi", lr=0.1), _images(), out=tmp_path, progress=False)
 
 

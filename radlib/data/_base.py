@@ -13,6 +13,7 @@ or ``None`` when the dataset has no pixel annotation.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Protocol, Sequence
 
@@ -29,6 +30,7 @@ __all__ = [
     "load",
     "to_float",
     "contaminate",
+    "check_seed",
 ]
 
 
@@ -258,8 +260,10 @@ def load(name: str, normal: str | int | Sequence[str | int] | None = None, image
         raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(_REGISTRY))}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if image_size is not None and not (8 <= int(image_size) <= 1024):
-        raise ValueError(f"image_size must be in [8, 1024], got {image_size}")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or not 8 <= image_size <= 1024):
+        raise ValueError(f"image_size must be an int in [8, 1024] or None, got {image_size!r}")
+    check_seed(seed)
     normal_text = _normal_text(normal)
     if normal_text is not None and "," in normal_text and not _REGISTRY[name].several_normal:
         several = sorted(k for k, v in _REGISTRY.items() if v.several_normal)
@@ -272,7 +276,23 @@ def load(name: str, normal: str | int | Sequence[str | int] | None = None, image
     if contamination:
         ds = contaminate(ds, contamination, seed=seed, of=contamination_of)
     ds.meta.setdefault("seed", seed)
+    # the arguments that rebuild this data set (the run record's data identity, radlib.record.data_identity)
+    ds.meta["load"] = {"name": name, "normal": normal_text, "image_size": image_size,
+                       "root": None if root is None else os.path.abspath(os.path.expanduser(str(root))),
+                       "contamination": contamination, "seed": seed, "channels": channels,
+                       "contamination_of": contamination_of, **options}
     return ds
+
+
+#: the largest seed radlib accepts (numpy's generators take 32-bit seeds)
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` if it is an int in [0, 2**32 - 1], else a ValueError naming ``name`` and the range."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    return seed
 
 
 def _normal_text(normal: str | int | Sequence[str | int] | None) -> str | None:
