@@ -310,6 +310,16 @@ def test_seeds_outside_the_range_are_refused_by_the_parser(seed, tmp_path, capsy
     assert not (tmp_path / "x").exists()
 
 
+def test_a_root_for_embedded_data_is_refused_not_recorded(tmp_path, capsys):
+    """[C15] digits and surfaces read no folder: a root would be recorded in the run without being read."""
+    for name in ("digits", "surfaces"):
+        with pytest.raises(ValueError, match=rf"^{name} is embedded in radlib and reads no folder; drop root"):
+            load(name, root="/nonexistent")
+    assert main([*TRAIN, "--root", "/nonexistent", "--out", str(tmp_path / "x")]) == 2
+    _error(capsys, "digits is embedded in radlib and reads no folder; drop root (--root /nonexistent)")
+    assert not (tmp_path / "x").exists()
+
+
 def test_library_seeds_and_sizes_are_checked():
     """[L1, L2, E5]"""
     with pytest.raises(ValueError, match=r"image_size must be an int in \[8, 1024\] or None, got 8\.5"):

@@ -165,19 +165,22 @@ class _Entry:
     description: str
     needs_download: bool
     several_normal: bool = False  # the loader accepts several normal classes ("0,1": one-vs-rest datasets)
+    embedded: bool = False  # the data ships with radlib or is generated: no root is read
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register(name: str, description: str, needs_download: bool = False, several_normal: bool = False
-             ) -> Callable[[Callable[..., ADDataset]], Callable[..., ADDataset]]:
+def register(name: str, description: str, needs_download: bool = False, several_normal: bool = False,
+             embedded: bool = False) -> Callable[[Callable[..., ADDataset]], Callable[..., ADDataset]]:
     """Decorator: register a loader under ``name`` (see :class:`Loader` for the keyword interface).
 
-    ``several_normal``: the loader accepts several normal classes, passed as one comma-separated string."""
+    ``several_normal``: the loader accepts several normal classes, passed as one comma-separated string.
+    ``embedded``: the data ships with radlib or is generated, so :func:`load` refuses a ``root`` (it would be
+    recorded in a run's data identity without being read)."""
 
     def deco(fn: Callable[..., ADDataset]) -> Callable[..., ADDataset]:
-        _REGISTRY[name] = _Entry(fn, description, needs_download, several_normal)
+        _REGISTRY[name] = _Entry(fn, description, needs_download, several_normal, embedded)
         return fn
 
     return deco
@@ -264,6 +267,8 @@ def load(name: str, normal: str | int | Sequence[str | int] | None = None, image
                                    or not 8 <= image_size <= 1024):
         raise ValueError(f"image_size must be an int in [8, 1024] or None, got {image_size!r}")
     check_seed(seed)
+    if root is not None and _REGISTRY[name].embedded:
+        raise ValueError(f"{name} is embedded in radlib and reads no folder; drop root (--root {root})")
     normal_text = _normal_text(normal)
     if normal_text is not None and "," in normal_text and not _REGISTRY[name].several_normal:
         several = sorted(k for k, v in _REGISTRY.items() if v.several_normal)

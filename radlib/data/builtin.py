@@ -199,7 +199,7 @@ def one_vs_rest(name: str, classes: Sequence[str], normal: str | None, train: tu
 
 # ----------------------------------------------------------------------------------------------- digits
 @register("digits", "sklearn 8x8 handwritten digits (1,797 images, bundled: no download), one-vs-rest",
-          several_normal=True)
+          several_normal=True, embedded=True)
 def load_digits(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                 seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                 max_test: int | None = None, train_fraction: float = 2 / 3) -> ADDataset:
