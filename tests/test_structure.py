@@ -100,7 +100,8 @@ DOCUMENTED = ["radlib.methods", "radlib.config", "radlib.train", "radlib.pipelin
               "radlib.metrics", "radlib.specs", "radlib.results", "radlib.knn", "radlib.gaussian",
               "radlib.features", "radlib.images", "radlib.attacks", "radlib.attacks.engine", "radlib.certify",
               "radlib.profiles", "radlib.data", "radlib.pseudo_anomaly", "radlib.score", "radlib.embed",
-              "radlib.losses", "radlib.purify", "radlib.reference", "radlib.record"]
+              "radlib.losses", "radlib.purify", "radlib.reference", "radlib.record", "radlib.data.decode",
+              "radlib.attacks.square"]
 
 
 @pytest.mark.parametrize("name", DOCUMENTED)

@@ -2,36 +2,31 @@
 
 Every loader first builds a list of file *records* (path, label, defect index, mask path), sub-samples it
 (``max_train`` / ``max_test``, deterministic by seed, test stratified so both labels remain) and only then
-decodes the chosen files, in a thread pool (PIL releases the GIL while decoding). JPEGs are decoded with
-``Image.draft`` straight to a reduced scale close to ``image_size`` (a 512 px casting image decodes at 64 px
-for ``image_size=64``), then resized with an antialiasing filter. Every image mode is converted: grey, RGBA
-(alpha ignored), palette, 16-bit; odd and non-square sizes are resized to the square ``image_size``.
-
-Masks are binarised (any non-zero pixel is a defect) and resized with a box filter; an output pixel is 1 when
-its footprint touches the defect, so small defects never vanish at low resolution.
+decodes the chosen files, in a thread pool (PIL releases the GIL while decoding), with :mod:`radlib.data.decode`
+(every image mode, the JPEG draft scale, masks binarised on their raw values; a 512 px casting image decodes at
+64 px for ``image_size=64``); odd and non-square sizes are resized to the square ``image_size``.
 """
 from __future__ import annotations
 
 import csv
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ._base import ADDataset, DatasetError, Split, register
 from .builtin import pick_indices
+from .decode import IMAGE_EXTENSIONS, decode_all, list_images, read_image, read_mask
 from .download import ensure_dataset, resolve_root
 
 __all__ = ["Record", "IMAGE_EXTENSIONS", "read_image", "read_mask", "list_images", "build_dataset",
            "MVTEC_CATEGORIES", "VISA_CATEGORIES", "MVTEC_URL", "MVTEC_SHA256", "VISA_URL", "VISA_SHA256"]
 
 DEFAULT_SIZE = 224
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
                     "screw", "tile", "toothbrush", "transistor", "wood", "zipper")
@@ -57,91 +52,6 @@ class Record:
     mask: Path | None = None
 
 
-# ----------------------------------------------------------------------------------------------- decoding
-def _open(path: Path, draft_mode: str | None, size: int | None):  # -> PIL.Image.Image (loaded)
-    from PIL import Image
-
-    try:
-        im = Image.open(path)
-        if draft_mode is not None and size is not None and im.format == "JPEG":
-            im.draft(draft_mode, (size, size))
-        im.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DatasetError(f"cannot decode image file {path}: {err}") from err
-    return im
-
-
-def _to_8bit(im):  # PIL image of any mode -> mode "L", "RGB" or "RGBA"
-    from PIL import Image
-
-    if im.mode in ("L", "RGB", "RGBA"):
-        return im
-    if im.mode.startswith(("I", "F")):  # 16/32-bit integer or float grey
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16") or a.max(initial=0) > 255:
-            a = a / 257.0
-        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
-    if im.mode == "P":
-        return im.convert("RGBA")
-    if im.mode in ("1", "LA", "La"):
-        return im.convert("L")
-    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
-
-
-def read_image(path: str | os.PathLike[str], image_size: int, channels: int) -> np.ndarray:
-    """Decode one image file to uint8 (channels, image_size, image_size).
-
-    Grey sources are replicated to 3 channels, colour sources converted to luminance for 1 channel (PIL "L",
-    ITU-R 601), alpha is ignored. Raises :class:`DatasetError` naming the file when it cannot be decoded.
-    """
-    from PIL import Image
-
-    path = Path(path)
-    im = _to_8bit(_open(path, "L" if channels == 1 else "RGB", image_size))
-    im = im.convert("L" if channels == 1 else "RGB")
-    if min(im.size) * 8 < image_size:
-        warnings.warn(f"{path}: {im.size[0]}x{im.size[1]} px is upsampled more than 8x to {image_size} px; it will "
-                      f"carry almost no detail", RuntimeWarning, stacklevel=2)
-    if im.size != (image_size, image_size):
-        im = im.resize((image_size, image_size), Image.BILINEAR)  # PIL's filters antialias when shrinking
-    a = np.asarray(im, dtype=np.uint8)
-    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-
-
-def read_mask(path: str | os.PathLike[str], image_size: int) -> np.ndarray:
-    """Decode a defect mask to uint8 (1, image_size, image_size) in {0, 1} (any non-zero pixel = defect)."""
-    from PIL import Image
-
-    path = Path(path)
-    im = _to_8bit(_open(path, None, None))
-    binary = (np.asarray(im.convert("L")) > 0).astype(np.uint8) * 255
-    small = Image.fromarray(binary, "L")
-    if small.size != (image_size, image_size):
-        small = small.resize((image_size, image_size), Image.BOX)
-    return (np.asarray(small) > 0).astype(np.uint8)[None]
-
-
-def _decode(fn: Callable[[Path], np.ndarray], paths: Sequence[Path], shape: tuple[int, ...]) -> torch.Tensor:
-    if not paths:
-        return torch.zeros((0, *shape), dtype=torch.uint8)
-    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
-    if workers == 1:
-        arrays = [fn(p) for p in paths]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            arrays = list(pool.map(fn, paths))
-    return torch.from_numpy(np.stack(arrays))
-
-
-def list_images(folder: Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files directly inside ``folder`` (case-insensitive extension, hidden files skipped), sorted."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions)
-
-
-# ----------------------------------------------------------------------------------------------- assembly
 def build_dataset(name: str, normal: str, train: Sequence[Record], test: Sequence[Record],
                   defect_types: Sequence[str], *, image_size: int | None, channels: int, seed: int,
                   max_train: int | None, max_test: int | None, with_masks: bool, where: Path,
@@ -153,7 +63,7 @@ def build_dataset(name: str, normal: str, train: Sequence[Record], test: Sequenc
         defect_types: names indexed by ``Record.defect`` (entry 0 "good").
         image_size: output side (None -> 224); channels: 1 or 3.
         seed, max_train, max_test: deterministic sub-sampling (test stratified by label).
-        with_masks: return masks (zeros for normals; each anomaly must have a mask file).
+        with_masks: return masks (zeros for normals; each anomaly must have a mask file of its image's size).
         where: the dataset folder, for error messages.
     """
     if not train:
@@ -171,16 +81,16 @@ def build_dataset(name: str, normal: str, train: Sequence[Record], test: Sequenc
     train = [train[i] for i in pick_indices(np.zeros(len(train)), max_train, seed)]
     test = [test[i] for i in pick_indices(np.array([r.label for r in test]), max_test, seed + 1, stratify=True)]
     img = lambda p: read_image(p, size, channels)  # noqa: E731
-    x_train = _decode(img, [r.path for r in train], (channels, size, size))
-    x_test = _decode(img, [r.path for r in test], (channels, size, size))
+    x_train = decode_all(img, [r.path for r in train], (channels, size, size))
+    x_test = decode_all(img, [r.path for r in test], (channels, size, size))
     m_train = m_test = None
     if with_masks:
         m_train = torch.zeros((len(train), 1, size, size), dtype=torch.uint8)
         m_test = torch.zeros((len(test), 1, size, size), dtype=torch.uint8)
         has = [i for i, r in enumerate(test) if r.mask is not None]
         if has:
-            m_test[torch.tensor(has)] = _decode(lambda p: read_mask(p, size), [test[i].mask for i in has],
-                                                (1, size, size))
+            m_test[torch.tensor(has)] = decode_all(lambda r: read_mask(r.mask, size, image=r.path),
+                                                [test[i] for i in has], (1, size, size))
     tr = Split(x_train, torch.zeros(len(train), dtype=torch.long), torch.zeros(len(train), dtype=torch.long), m_train)
     te = Split(x_test, torch.tensor([r.label for r in test], dtype=torch.long),
                torch.tensor([r.defect for r in test], dtype=torch.long), m_test)
@@ -191,20 +101,44 @@ def build_dataset(name: str, normal: str, train: Sequence[Record], test: Sequenc
 
 
 def _mvtec_records(folder: Path, name: str) -> tuple[list[Record], list[Record], tuple[str, ...], bool]:
-    """Records of an MVTec-style folder: train/good, test/<good|defect>, optional ground_truth/<defect>."""
+    """Records of an MVTec-style folder: train/good, test/<good|defect>, optional ground_truth/<defect>.
+
+    Raises :class:`DatasetError` saying what is missing and where: ``folder`` a file or missing, a normal folder
+    spelt other than ``good`` (e.g. ``test/Good``, which would otherwise be taken for a defect type), no
+    ``test/good`` or no image in it, no defect folder with images under ``test``.
+    """
     layout = ("expected <path>/train/good/*.png|jpg, <path>/test/good/, <path>/test/<defect>/ and optionally "
               "<path>/ground_truth/<defect>/<stem>_mask.png")
+    if folder.exists() and not folder.is_dir():
+        raise DatasetError(f"{name}: {folder} is a file, not a folder; give the dataset folder; {layout}")
     if not folder.is_dir():
         raise DatasetError(f"{name}: dataset folder {folder} does not exist; {layout}")
+    for part in ("train", "test"):
+        if (folder / part).is_dir():
+            odd = sorted(d.name for d in (folder / part).iterdir()
+                         if d.is_dir() and d.name != "good" and d.name.lower() == "good")
+            if odd:
+                raise DatasetError(f"{name}: found {folder / part / odd[0]}; the normal folder must be named 'good' "
+                                   f"(lower case): rename it to {folder / part / 'good'}")
     if not (folder / "train" / "good").is_dir() or not (folder / "test").is_dir():
         raise DatasetError(f"{name}: {folder} is not an MVTec-style folder; {layout}")
-    defects = sorted(d.name for d in (folder / "test").iterdir() if d.is_dir() and d.name != "good"
+    test_dir = folder / "test"
+    if not (test_dir / "good").is_dir():
+        raise DatasetError(f"{name}: {test_dir} has no 'good' folder: put normal test images in test/good")
+    if not list_images(test_dir / "good"):
+        raise DatasetError(f"{name}: {test_dir / 'good'} holds no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}): "
+                           f"put normal test images in test/good")
+    defects = sorted(d.name for d in test_dir.iterdir() if d.is_dir() and d.name != "good"
                      and not d.name.startswith("."))
-    empty = [d for d in defects if not list_images(folder / "test" / d)]
+    empty = [d for d in defects if not list_images(test_dir / d)]
     if empty:
-        warnings.warn(f"{name}: defect folder(s) {', '.join(empty)} under {folder / 'test'} hold no images; "
+        warnings.warn(f"{name}: defect folder(s) {', '.join(empty)} under {test_dir} hold no images; "
                       f"skipped", RuntimeWarning, stacklevel=2)
         defects = [d for d in defects if d not in empty]
+    if not defects:
+        found = f" (empty: {', '.join(empty)})" if empty else ""
+        raise DatasetError(f"{name}: {test_dir} has no defect folder{found}: put anomalous images in "
+                           f"test/<defect-name>/")
     defect_types = ("good", *defects)
     gt = folder / "ground_truth"
     with_masks = gt.is_dir()
@@ -272,6 +206,17 @@ def load_mvtec_ad(*, normal: str | None = None, image_size: int | None = None, r
                          meta=meta)
 
 
+def _inside(folder: Path, rel: str, split_file: Path, line: int) -> Path:
+    """``folder / rel`` for a path read from a split file; a path that leaves ``folder`` (absolute, a drive, or
+    ``..`` climbing above it) raises :class:`DatasetError` naming the file, the line and the path. The test is
+    on the path as written (symlinks placed inside the folder are followed)."""
+    p = Path(rel)
+    if p.is_absolute() or p.drive or p.root or ".." in Path(os.path.normpath(rel)).parts:
+        raise DatasetError(f"visa: {split_file} line {line}: path {rel!r} points outside the dataset folder "
+                           f"{folder}; a split file may only name files inside it")
+    return folder / p
+
+
 @register("visa", "VisA visual anomaly (12 categories, masks; CC BY-NC-SA 4.0), official 1cls split; large download",
           True)
 def load_visa(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
@@ -287,6 +232,8 @@ def load_visa(*, normal: str | None = None, image_size: int | None = None, root:
            f"extract it into {folder} so that {folder / 'split_csv' / '1cls.csv'} exists.")
     if path is None:
         ensure_dataset("visa", base, VISA_URL, VISA_SHA256, target=folder / cat, download=download, how_to=how)
+    if folder.exists() and not folder.is_dir():
+        raise DatasetError(f"visa: {folder} is a file, not a folder; give the VisA folder (holding split_csv/1cls.csv)")
     split_file = folder / "split_csv" / "1cls.csv"
     if not split_file.is_file():
         raise DatasetError(f"visa: split file {split_file} not found. {how}")
@@ -294,12 +241,15 @@ def load_visa(*, normal: str | None = None, image_size: int | None = None, root:
     test: list[Record] = []
     try:
         with split_file.open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            for row in reader:
                 if row["object"].strip() != cat:
                     continue
                 label = 0 if row["label"].strip() == "normal" else 1
-                mask = folder / row["mask"].strip() if label == 1 and (row.get("mask") or "").strip() else None
-                rec = Record(folder / row["image"].strip(), label, label, mask)
+                mask_text = (row.get("mask") or "").strip() if label == 1 else ""
+                image = _inside(folder, row["image"].strip(), split_file, reader.line_num)
+                mask = _inside(folder, mask_text, split_file, reader.line_num) if mask_text else None
+                rec = Record(image, label, label, mask)
                 (train if row["split"].strip() == "train" else test).append(rec)
     except (KeyError, csv.Error, UnicodeDecodeError) as err:
         raise DatasetError(f"visa: cannot parse {split_file} (expected columns object,split,label,image,mask): "
