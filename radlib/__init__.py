@@ -3,7 +3,8 @@
 Submodules, each with one job (the README's library map): ``data``, ``images``, ``pseudo_anomaly``, ``augment``,
 ``models``, ``features``, ``losses``, ``attacks``, ``methods``, ``config``, ``train``, ``knn``, ``gaussian``,
 ``score``, ``metrics``, ``specs``, ``results``, ``evaluate``, ``checks``, ``certify``, ``embed``, ``viz``,
-``pipeline``, ``profiles``, ``device``, ``checkpoint``, ``record``, ``cache``, ``optim``, ``purify``, ``reference``.
+``pipeline``, ``profiles``, ``device``, ``checkpoint``, ``record``, ``cache``, ``optim``, ``purify``, ``reference``,
+``validate``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ __version__ = "0.1.0"
 _SUBMODULES = ("data", "images", "pseudo_anomaly", "augment", "models", "features", "losses", "attacks", "methods",
                "config", "train", "knn", "gaussian", "score", "metrics", "specs", "results", "evaluate", "checks",
                "certify", "embed", "pipeline", "viz", "optim", "profiles", "device", "checkpoint", "cache", "purify",
-               "reference", "record")
+               "reference", "record", "validate")
 
 __all__ = ["__version__", *_SUBMODULES]
 

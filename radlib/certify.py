@@ -50,7 +50,8 @@ import torch
 from .data._base import to_float
 from .knn import check_chunk_size, topk_euclidean
 from .metrics import auroc
-from .score.base import AnomalyScore, _check_images
+from .score.base import AnomalyScore, _check_fit_images, _check_images
+from .validate import check_eps, check_input_shape, check_pixel_range
 
 __all__ = ["PixelKNNScore", "l2_radius", "lipschitz_bounds", "certified_auroc"]
 
@@ -87,13 +88,14 @@ class PixelKNNScore(AnomalyScore):
         self.bank_sq = (self.bank ** 2).sum(dim=1)
         self.k = k
         self.chunk_size = check_chunk_size(chunk_size)
-        self.image_shape = tuple(image_shape) if image_shape is not None else None
+        self.image_shape = tuple(int(v) for v in image_shape) if image_shape is not None else None
+        self.input_shape = self.image_shape
 
     @classmethod
     def fit(cls, train_images: torch.Tensor, *, k: int = 2, chunk_size: int = 4096,
             device: torch.device | str | None = None) -> "PixelKNNScore":
-        """Store the normal training images, uint8 or float (M, C, H, W), flattened as float32 (M, C*H*W)."""
-        _check_images(train_images, "train_images")
+        """Store the normal training images, uint8 or float in [0, 1] (M, C, H, W), flattened as float32 (M, C*H*W)."""
+        train_images, _ = _check_fit_images(train_images)
         dev = torch.device(device) if device is not None else train_images.device
         bank = to_float(train_images.to(dev)).float().flatten(1)
         return cls(bank, k=k, chunk_size=chunk_size, image_shape=train_images.shape[1:])
@@ -131,17 +133,19 @@ class PixelKNNScore(AnomalyScore):
         eps (1-Lipschitz). No autograd.
 
         Args:
-            images: uint8 or float (N, C, H, W).
-            eps: perturbation size in pixel units (e.g. ``4/255``).
+            images: uint8, or float in [0, 1] (N, C, H, W), finite.
+            eps: perturbation size in pixel units: a number, a string like ``"4/255"`` or a 0-dim tensor
+                (:func:`radlib.validate.check_eps`: L-inf at most 1).
             block_values: cap on the elements of one (queries, candidates, D) block (memory ~ 4 bytes each).
         Returns:
             (lower, upper), float32 (N,) on the CPU, ``lower <= self(x') <= upper`` for every allowed x'.
         """
         _check_images(images, "images")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0 or not math.isfinite(eps):
-            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
+        eps = check_eps(eps, norm, self.dims)
+        check_input_shape(images, self.input_shape)
+        check_pixel_range(images, "images")  # NaN would leave no candidate neighbour (and no meaningful bound)
         if not isinstance(block_values, int) or block_values < 1:
             raise ValueError(f"block_values must be a positive int, got {block_values!r}")
         with torch.no_grad():
@@ -190,10 +194,9 @@ def l2_radius(eps: float, norm: Literal["linf", "l2"], dims: int) -> float:
 
     ``linf``: ``eps * sqrt(dims)`` (all values moved by eps); ``l2``: ``eps``.
     """
-    if eps < 0 or not math.isfinite(eps):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
         raise ValueError(f"dims must be a positive int, got {dims!r}")
+    eps = check_eps(eps, norm, dims)
     if norm == "linf":
         return eps * math.sqrt(dims)
     if norm == "l2":

@@ -42,6 +42,7 @@ from .device import make_generator
 from .metrics import auroc, format_eps, parse_eps
 from .results import AttackResult, Check, EvalResult, format_checks
 from .specs import ATTACKED, AttackSpec, as_spec
+from .validate import check_device, check_labels, check_pixel_range
 
 __all__ = [
     "AutocastScore",
@@ -78,11 +79,8 @@ def _resolve_data(data: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
     if not (images.dtype == torch.uint8 or images.is_floating_point()):
         raise TypeError(f"images must be uint8 or float, got {images.dtype}")
-    labels = torch.as_tensor(labels).detach().cpu().long().reshape(-1)
-    if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"labels has {labels.shape[0]} entries for {images.shape[0]} images")
-    if not bool(((labels == 0) | (labels == 1)).all()):
-        raise ValueError("labels must be 0 (normal) or 1 (anomaly)")
+    check_pixel_range(images, "images")  # also refuses the meta device
+    labels = check_labels(labels, images.shape[0]).cpu()
     if int(labels.sum()) in (0, labels.shape[0]):
         raise ValueError("the test set needs both normal (0) and anomalous (1) images")
     return images, labels
@@ -166,7 +164,8 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
     Args:
         score: an :class:`radlib.score.AnomalyScore` (or any differentiable float (B, C, H, W) -> (B,)).
         test_split_or_images: a :class:`radlib.data.Split` (or an ``ADDataset``: its test split), or
-            uint8/float images (N, C, H, W) with ``labels`` (N,) 0 normal / 1 anomaly.
+            uint8 or float images in [0, 1] (N, C, H, W) with ``labels`` (N,) exactly 0 normal / 1 anomaly
+            (:func:`radlib.validate.check_labels`; float images outside [0, 1], NaN or inf are refused).
         attacks: :class:`AttackSpec` s or strings (``"pgd-100@8/255"``, see :meth:`AttackSpec.from_string`).
         batch_size: images per score call and per attack call (the same partition for clean and attacked).
         device: default ``score.device``.
@@ -191,6 +190,7 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
     if attack_fn is None:
         from .attacks import attack_score as attack_fn
     dev = _device_of(score, images, device)
+    check_device(dev, "device")
     if precision == "bf16":
         score = AutocastScore(score, dev.type)
     n_norm, n_anom = int((labels_t == 0).sum()), int((labels_t == 1).sum())

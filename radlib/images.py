@@ -1,8 +1,9 @@
 """The one image validator and the one uint8 -> float conversion, shared by every module that takes images.
 
 Images are tensors (N, C, H, W): uint8 in [0, 255] as stored, float32 in [0, 1] inside the models, scores
-and attacks. The [0, 1] range is *not* checked here (it would cost a device sync on every call); the attacks
-check it once per call, where a wrong range would silently change the result.
+and attacks. The [0, 1] range is *not* checked here (it would cost a device sync on every call): the public entry
+points check it once per call (:func:`radlib.validate.check_pixel_range`: evaluate, the scores on inputs that do
+not require grad, the fits, the certificates, purify), never inside an attack's step loop.
 
 Example:
     >>> import torch

@@ -61,6 +61,7 @@ from .methods import METHODS
 from .profiles import Profile, get_profile
 from .score import ScoreKind, fit_score, score_images
 from .train import TrainConfig, train
+from .validate import check_pixel_range
 
 __all__ = ["purify", "Purification", "split_subsets", "aggregate_scores", "PIXEL_KNN", "AGGREGATES"]
 
@@ -240,12 +241,12 @@ def purify(data: ADDataset | Split, method: str = PIXEL_KNN, *, subsets: int = 3
     Args:
         data: an :class:`~radlib.data.ADDataset` (its ``train`` split) or a :class:`~radlib.data.Split`
             (uint8 or float images (N, C, H, W); trained sub-models then use the ``folder`` recipe); its
-            ``contaminated`` flags are only read for the report.
+            ``contaminated`` flags are only read for the report. Float images must be finite and in [0, 1].
         method: ``"pixel_knn"`` (no training) or any :data:`radlib.methods.METHODS` name (each sub-model is
             trained with ``profile``'s recipe on its subset, then scored with ``score_kind``).
         subsets: number of disjoint subsets, >= 2, each with at least 2 images. keep: the fraction of
-            images kept, in (0, 1] (at least one image is kept). aggregate, standardize, exclude_own: see
-            :func:`aggregate_scores` and the module docstring.
+            images kept, in (0, 1]; it must keep at least 2 images (the detector is trained on them).
+            aggregate, standardize, exclude_own: see :func:`aggregate_scores` and the module docstring.
         seed: the split and every sub-model's seed (sub-model s trains with seed ``seed + s``).
         overrides: :class:`~radlib.train.TrainConfig` fields for the sub-models (e.g. ``epochs=5``).
     """
@@ -255,6 +256,11 @@ def purify(data: ADDataset | Split, method: str = PIXEL_KNN, *, subsets: int = 3
     if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
     n = len(split)
+    n_keep = max(1, int(keep * n + 1e-9))
+    if n_keep < 2 and n >= 2:  # fewer images: split_subsets says what it needs
+        raise ValueError(f"keep={keep:g} keeps {n_keep} of the {n} training images, and the detector trained on the "
+                         f"kept images needs at least 2: raise keep to at least {math.ceil(200 / max(n, 1)) / 100:g}")
+    check_pixel_range(split.images, "training images")  # NaN images would be scored NaN and ranked anywhere
     which = split_subsets(n, subsets, seed)
     dev = select_device(device)
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
@@ -276,7 +282,6 @@ def purify(data: ADDataset | Split, method: str = PIXEL_KNN, *, subsets: int = 3
     sub = torch.stack(rows)
     mask = torch.arange(subsets)[:, None] != which[None] if exclude_own else None
     agg = aggregate_scores(sub, aggregate, standardize=standardize, mask=mask)
-    n_keep = max(1, int(keep * n + 1e-9))
     order = torch.argsort(agg, stable=True)
     kept, dropped = order[:n_keep].sort().values, order[n_keep:].sort().values
     flags = split.contaminated if split.contaminated is not None else torch.zeros(n, dtype=torch.bool)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .attacks import METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, step_size
-from .metrics import format_eps, parse_eps
+from .metrics import format_eps
+from .validate import check_attack_args
 
 __all__ = ["AttackSpec", "as_spec", "ATTACKED"]
 
@@ -32,10 +33,15 @@ class AttackSpec:
         method: ``"pgd"`` or ``"apgd"``.
         mode: ``"both"`` (in + out), ``"in"`` (normals only) or ``"out"`` (anomalies only).
         norm: ``"linf"`` or ``"l2"``.
-        eps: radius in pixel units (a string like ``"8/255"`` is accepted and parsed).
+        eps: radius in pixel units (a string like ``"8/255"`` or a 0-dim tensor is accepted and parsed); at most
+            1 for L-inf.
         steps: attack iterations (>= 1; 0 only with eps 0, the identity "attack").
-        alpha: PGD step size; None = :func:`radlib.attacks.step_size` (``2.5 * eps / steps``). Ignored by APGD.
-        restarts: random restarts (best per sample is kept).
+        alpha: PGD step size (> 0); None = :func:`radlib.attacks.step_size` (``2.5 * eps / steps``). Ignored by
+            APGD.
+        restarts: random restarts (>= 1, best per sample is kept).
+
+    The numbers are checked by :func:`radlib.validate.check_attack_args`, as in
+    :func:`radlib.attacks.attack_score`.
         seed: seed of the random starts; None = the ``seed`` given to :func:`evaluate`.
     """
 
@@ -50,24 +56,16 @@ class AttackSpec:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eps", parse_eps(self.eps))
         if self.method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
         if self.mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
         if self.norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < (0 if self.eps == 0 else 1):
-            raise ValueError(f"steps must be an int >= 1, got {self.steps!r} (0 steps is random noise, not an "
-                             f"attack: use radlib.attacks.random_noise for that)")
-        if self.norm == "linf" and self.eps > 1:
-            raise ValueError(f"eps {self.eps:g} is larger than the whole [0, 1] pixel range (L-inf): did you mean "
-                             f"{self.eps:g}/255?")
-        if not isinstance(self.restarts, int) or isinstance(self.restarts, bool) or self.restarts < 1:
-            raise ValueError(f"restarts must be an int >= 1, got {self.restarts!r}")
-        if self.alpha is not None:
-            a = parse_eps(self.alpha)
-            object.__setattr__(self, "alpha", a)
+        args = check_attack_args(self.eps, steps=self.steps, norm=self.norm, alpha=self.alpha,
+                                 restarts=self.restarts)
+        for key, value in args._asdict().items():
+            object.__setattr__(self, key, value)
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
         if not isinstance(self.name, str):

@@ -179,10 +179,12 @@ def test_bad_inputs(digits, knn):
         PixelKNNScore(torch.zeros(0, 4))
     with pytest.raises(ValueError, match="k must be"):
         PixelKNNScore.fit(digits.train.images, k=10_000)
-    with pytest.raises(ValueError, match="values, the training bank"):
+    with pytest.raises(ValueError, match="fitted on 3x16x16 images; got 1x8x8"):
         knn(torch.rand(2, 1, 8, 8))
-    with pytest.raises(ValueError, match="values, the training bank"):
+    with pytest.raises(ValueError, match="fitted on 3x16x16 images; got 1x8x8"):
         knn.bounds(torch.rand(2, 1, 8, 8), 0.1)
+    with pytest.raises(ValueError, match="values, the training bank"):  # built from a bank: no fitted shape
+        PixelKNNScore(knn.bank)(torch.rand(2, 1, 8, 8))
     with pytest.raises(ValueError, match="eps"):
         knn.bounds(digits.test.images[:2], -0.1)
     with pytest.raises(ValueError, match="norm"):

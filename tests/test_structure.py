@@ -101,7 +101,7 @@ DOCUMENTED = ["radlib.methods", "radlib.config", "radlib.train", "radlib.pipelin
               "radlib.features", "radlib.images", "radlib.attacks", "radlib.attacks.engine", "radlib.certify",
               "radlib.profiles", "radlib.data", "radlib.pseudo_anomaly", "radlib.score", "radlib.embed",
               "radlib.losses", "radlib.purify", "radlib.reference", "radlib.record", "radlib.data.decode",
-              "radlib.attacks.square"]
+              "radlib.attacks.square", "radlib.validate"]
 
 
 @pytest.mark.parametrize("name", DOCUMENTED)

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ..validate import trusted_pixels
+
 __all__ = ["pgd", "apgd", "step_size", "NORMS", "MODES", "METHODS"]
 
 Norm = Literal["linf", "l2"]
@@ -141,7 +143,8 @@ def _loss_and_grad(loss_fn: Callable[[Tensor], Tensor], x_adv: Tensor, sign: flo
 
 
 def _eval_loss(loss_fn: Callable[[Tensor], Tensor], x_adv: Tensor) -> Tensor:
-    with torch.no_grad():
+    """The loss at an iterate, without autograd; the iterate is clamped, so scores skip their range check (a sync)."""
+    with torch.no_grad(), trusted_pixels():
         return _per_sample(loss_fn(x_adv), x_adv.shape[0]).detach()
 
 

@@ -12,8 +12,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .engine import (_TINY, METHODS as _METHODS, MODES as _MODES, _apgd_run, _best_of, _check_common, _draw_unit,
-                     _l2, _pgd_run, _per_sample, _view, step_size)
+from ..validate import as_float32, check_attack_args, check_device, check_labels
+from .engine import (_TINY, METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, _apgd_run, _best_of,
+                     _check_common, _draw_unit, _l2, _pgd_run, _per_sample, _view, step_size)
 
 __all__ = ["attack_score", "ScoreAsLogits", "random_noise"]
 
@@ -34,9 +35,12 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
 
     Args:
         score_fn: images (n, C, H, W) -> scores (n,), differentiable w.r.t. the images (model in eval mode).
-        x: float (N, C, H, W) images in [0, 1].
-        labels: (N,) integer/bool labels, 0 = normal, 1 = anomaly, on any device.
-        eps, steps, norm, alpha: as in :func:`pgd` (alpha is ignored by APGD, which has no step size).
+        x: float (N, C, H, W) images in [0, 1] (float64 is attacked in float32 and returned as float64).
+        labels: (N,) labels, exactly 0 = normal or 1 = anomaly (int, bool or float), on any device.
+        eps, steps, norm, alpha: as in :func:`pgd` (alpha is ignored by APGD, which has no step size), checked
+            by :func:`radlib.validate.check_attack_args` as :class:`radlib.specs.AttackSpec` checks them: eps a
+            number, a string like ``"8/255"`` or a 0-dim tensor (L-inf: at most 1), steps >= 1 (0 only with
+            eps 0), alpha > 0 or None.
         method: ``"pgd"`` (random start, Madry step size) or ``"apgd"``.
         restarts: per sample, the best of ``restarts`` runs (each from a fresh random start).
         generator: source of the random starts. All starts are drawn up front for the whole batch, so the
@@ -55,21 +59,21 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+    if isinstance(x, Tensor):
+        check_device(x.device, "x")
+    dims = math.prod(x.shape[1:]) if isinstance(x, Tensor) and x.ndim >= 2 else None
+    eps, steps, alpha, restarts = check_attack_args(eps, steps=steps, norm=norm, alpha=alpha, restarts=restarts,
+                                                    dims=dims)
     _check_common(x, eps, norm, (0.0, 1.0), steps)
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
-    if alpha is not None and (not math.isfinite(alpha) or alpha < 0):
-        raise ValueError(f"alpha must be a finite number >= 0 or None, got {alpha!r}")
-    if not isinstance(labels, Tensor) or labels.shape != (x.shape[0],):
-        raise ValueError(f"labels must be a tensor of shape ({x.shape[0]},), got "
-                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
-    labels = labels.to(x.device).long()
-    if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
-        raise ValueError("labels must be 0 (normal) or 1 (anomaly)")
+    dtype_in = x.dtype
+    x = as_float32(x)
+    labels = check_labels(labels, x.shape[0]).to(x.device)
     x = x.detach()
     out = x.clone()
     if eps == 0 or x.shape[0] == 0:
-        return out
+        return out.to(dtype_in)
 
     # one draw per restart for the whole batch (independent of mode); rows not attacked start at x and get a
     # zero step (sign 0), so the score is always called on the full batch, exactly as it is reported
@@ -83,7 +87,13 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
     step = step_size(eps, steps, alpha)
 
     def loss_fn(xa: Tensor) -> Tensor:
-        return sign_all * _per_sample(score_fn(xa), xa.shape[0], "score_fn")
+        s = score_fn(xa)
+        if xa.requires_grad and isinstance(s, Tensor) and not s.requires_grad:  # an attribute: no host sync
+            raise ValueError("the score is not differentiable in its input: attacks need a score whose output "
+                             "requires grad (e.g. a radlib.score.AnomalyScore, or torch operations on the images "
+                             "without .detach(), torch.no_grad(), .item() or numpy); a score without gradients "
+                             "can only be attacked by a query attack: radlib.attacks.square.square")
+        return sign_all * _per_sample(s, xa.shape[0], "score_fn")
 
     def run(r: int) -> Tensor:
         if method == "pgd":
@@ -92,7 +102,7 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
         return _apgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, norm=norm, sign=1.0, rho=0.75,
                          lo=0.0, hi=1.0)[0]
 
-    return torch.where(keep, x, _best_of(loss_fn, x, run, restarts, maximize=True))
+    return torch.where(keep, x, _best_of(loss_fn, x, run, restarts, maximize=True)).to(dtype_in)
 
 
 class ScoreAsLogits(nn.Module):

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..features import eval_mode, model_device
 from ..images import check_images, to_float
+from ..validate import as_float32, check_device, check_input_shape, check_pixel_range, range_checks_enabled
 
 __all__ = ["AnomalyScore", "score_images"]
 
@@ -19,15 +20,28 @@ def _check_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return check_images(x, name, uint8="convert", allow_empty=False)
 
 
+def _check_fit_images(x: torch.Tensor, name: str = "train_images") -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Validate a score's training images (uint8, or float finite in [0, 1]); return them (float64 as float32)
+    and their shape (C, H, W), which the fitted score then requires."""
+    check_images(x, name, uint8="accept", allow_empty=False)
+    check_pixel_range(x, name)
+    return as_float32(x), tuple(int(v) for v in x.shape[1:])
+
+
 # --------------------------------------------------------------------------------------------- base
 class AnomalyScore:
     """Base class of radlib's scores: ``score(x) -> (N,)``, higher = more anomalous, differentiable in ``x``.
 
-    Subclasses implement :meth:`forward`. ``__call__`` validates ``x`` (float or uint8 (N, C, H, W)),
-    moves it to the score's device (differentiably) and runs :meth:`forward` with the model in eval mode.
+    Subclasses implement :meth:`forward`. ``__call__`` validates ``x`` (float or uint8 (N, C, H, W); float64 is
+    scored as float32; a score fitted with ``fit`` refuses images of another shape than ``input_shape``; float
+    images must be finite and in [0, 1], checked with one host sync when ``x`` does not require grad, so the
+    attacks' steps, which differentiate and clamp to [0, 1], skip it), moves it to the score's device
+    (differentiably) and runs :meth:`forward` with the model in eval mode.
     """
 
     name: str = "score"
+    #: (C, H, W) of the images the score was fitted on (set by ``fit``); None accepts any shape
+    input_shape: tuple[int, ...] | None = None
 
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
@@ -43,6 +57,7 @@ class AnomalyScore:
 
     def to(self, device: torch.device | str) -> "AnomalyScore":
         """Move the model (in place: it is the caller's model) and the fitted statistics to ``device``."""
+        check_device(device, "the score")
         self.model.to(device)
         for attr in self._tensor_attrs:
             setattr(self, attr, getattr(self, attr).to(device))
@@ -52,7 +67,14 @@ class AnomalyScore:
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        was_uint8 = isinstance(x, torch.Tensor) and x.dtype == torch.uint8
         x = _check_images(x)
+        check_device(x.device, "x")
+        check_device(self.device, "the score")
+        check_input_shape(x, self.input_shape)  # before any test-time augmentation changes the batch
+        x = as_float32(x)
+        if not was_uint8 and not x.requires_grad and range_checks_enabled():
+            check_pixel_range(x, "x")
         x = x.to(self.device)
         with eval_mode(self.model):
             s = self.forward(x)

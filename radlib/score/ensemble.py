@@ -15,7 +15,7 @@ from ..data._base import to_float
 from ..device import make_generator
 from ..features import eval_mode, model_device
 from ..knn import check_chunk_size, chunked_argmax_dot, gather_dot, topk_dot
-from .base import AnomalyScore, _check_images
+from .base import AnomalyScore, _check_fit_images
 
 __all__ = ["EnsembleScore", "Augment", "PolicyLike", "official_tta"]
 
@@ -149,7 +149,7 @@ class EnsembleScore(AnomalyScore):
         Returns:
             an :class:`EnsembleScore` on ``device`` holding axis (K, M, d) and weights (K,).
         """
-        _check_images(train_images, "train_images")
+        train_images, shape = _check_fit_images(train_images)
         K = _check_policy(policy)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -160,6 +160,7 @@ class EnsembleScore(AnomalyScore):
             raise ValueError("weighting='standardized' needs at least 3 training images")
         self = cls(model, policy, torch.zeros(K, 1, 1), torch.ones(K), torch.ones(K), samples=samples,
                    augment=augment, pre_augment=pre_augment, seed=seed, chunk_size=chunk_size, weighting=weighting)
+        self.input_shape = shape
         proj, logit = [], []
         with eval_mode(model), torch.no_grad():
             for start in range(0, train_images.shape[0], batch_size):

@@ -23,9 +23,9 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..features import eval_mode, model_device
-from ..images import check_images, to_float
+from ..images import to_float
 from ..knn import check_chunk_size, knn_distance, max_cosine
-from .base import AnomalyScore
+from .base import AnomalyScore, _check_fit_images
 
 __all__ = ["PatchKNNScore", "local_features"]
 
@@ -71,7 +71,7 @@ class PatchKNNScore(AnomalyScore):
             device: torch.device | str | None = None) -> "PatchKNNScore":
         """Bank every local feature of the normal training images (uint8/float (M, C, H, W)); ``max_bank``: keep a
         seeded random subset of that many rows (None: all)."""
-        check_images(train_images, "train_images", uint8="accept", allow_empty=False)
+        train_images, shape = _check_fit_images(train_images)
         if max_bank is not None and (isinstance(max_bank, bool) or not isinstance(max_bank, int) or max_bank < 1):
             raise ValueError(f"max_bank must be None or a positive int, got {max_bank!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -89,7 +89,9 @@ class PatchKNNScore(AnomalyScore):
         if max_bank is not None and bank.shape[0] > max_bank:
             g = torch.Generator().manual_seed(seed)
             bank = bank[torch.randperm(bank.shape[0], generator=g)[:max_bank].to(bank.device)]
-        return cls(model, bank, stage=stage, k=k, chunk_size=chunk_size)
+        score = cls(model, bank, stage=stage, k=k, chunk_size=chunk_size)
+        score.input_shape = shape
+        return score
 
     def position_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Per-position distances (N, h, w) of float images (N, C, H, W) in [0, 1] (an anomaly map at the feature
