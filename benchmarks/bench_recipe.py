@@ -11,7 +11,8 @@ Prints a table (mean +- std over seeds, training seconds, device) and appends it
 benchmarks/RESULTS.md when --record is given. --quick runs a tiny CPU version of the same code.
 
 Usage: python benchmarks/bench_recipe.py [--profile cpu] [--data digits fashion_mnist] [--seeds 0 1 2]
-       [--methods cobra cobra_no_opposite csi] [--eps 2/255 4/255 8/255] [--scores own knn] [--record] [--quick]
+       [--methods cobra cobra_no_opposite csi] [--eps 2/255 4/255 8/255] [--scores own knn] [--standard Q]
+       [--record] [--quick]
        [FIELD=VALUE ...]   (TrainConfig overrides, e.g. augment_strength=0.5)
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from _common import device_name, pick_device, record
 from radlib.data import DatasetError
 from radlib.checks import masking_checks
 from radlib.evaluate import AttackSpec, evaluate, format_eps, parse_eps
+from radlib.specs import standard_attacks
 from radlib.pipeline import fit_score, load_data, run_method
 from radlib.reference import reference_rows
 from radlib.profiles import get_profile
@@ -58,6 +60,10 @@ def main() -> None:
     ap.add_argument("--masking-checks", action="store_true",
                     help="run radlib.checks.masking_checks on each method's first-seed score (first --eps)")
     ap.add_argument("--no-pixel-knn", action="store_true", help="skip the model-free pixel kNN reference row")
+    ap.add_argument("--standard", type=int, default=0, metavar="QUERIES",
+                    help="also the standard worst-case evaluation (radlib.specs.standard_attacks at the first --eps: "
+                         "APGD-20 with 3 restarts, Square with QUERIES queries, PGD-20 transferred from the same "
+                         "method trained with the next seed, and their per-sample worst case), in a second table")
     ap.add_argument("--random-init", action="store_true",
                     help="add a row: the untrained network (the first method's config, else csi's) scored by "
                          "the first --scores kind (feature kNN for 'own')")
@@ -81,6 +87,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     steps = 20 if not args.quick else 2
     rows: list[str] = []
+    standard_rows: list[str] = []
     for name in args.data:
         kw = {"root": args.casting_root} if name == "casting" else {}
         try:
@@ -120,6 +127,7 @@ def main() -> None:
                         f"none (random init, width {overrides.get('width', profile.width)})")
             add_row(row_name, kind, [r.eval.clean_auroc for r in evals],
                     [[r.eval.attacks[i].auroc for r in evals] for i in range(len(attacks))], "0", cert)
+        trained: list = []
         for method in args.methods:
             clean_by = {k: [] for k in args.scores}
             robust_by = {k: [[] for _ in attacks] for k in args.scores}
@@ -150,17 +158,53 @@ def main() -> None:
                     print(f"{name} {method} seed {seed} score {kind}: clean {res.clean_auroc:.1f} robust "
                           f"{' / '.join(f'{a.auroc:.1f}' for a in res.attacks)} ({secs[-1]:.0f} s, "
                           f"{run.train.config.epochs} epochs)", flush=True)
+                trained.append((seed, ds, run))
             for kind in args.scores:
                 add_row(method, kind, clean_by[kind], robust_by[kind], f"{statistics.mean(secs):.0f}")
+            if args.standard:
+                standard_rows.append(_standard_row(label, method, trained, args.scores[0], attacks[0].eps, steps,
+                                                   args.standard, profile, device))
+                print(standard_rows[-1], flush=True)
+            trained.clear()
     p = run.eval.protocol if args.methods and "run" in locals() else {}
     head = [f"device: {device_name(device)}; profile `{profile.name}`; torch {torch.__version__}; "
             f"training {p.get('train_precision', '?')}; evaluation {p.get('precision', '?')}, "
             f"test-time augmentation {p.get('score_tta', '?')}",
             f"command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`"]
     rows += [""] + checks_lines if checks_lines else []
+    if standard_rows:
+        rows += ["", f"Standard evaluation (per seed, the transfer attack is crafted on the same method trained with the "
+                     f"next seed; worst = per-sample worst case of the three):", "",
+                 f"| data | method | score | APGD-{steps} x3 restarts | Square-{args.standard} | transfer PGD-{steps} | "
+                 f"worst case | Square >= APGD - 1 | transfer >= APGD - 1 |", "|---" * 9 + "|", *standard_rows]
     print("\n".join(head + rows))
     if args.record:
         record("bench_recipe.py", head + rows)
+
+
+def _standard_row(label: str, method: str, trained: list, kind: str, eps: float, steps: int, queries: int,
+                  profile, device) -> str:
+    """One row of the standard evaluation over the seeds of ``trained`` ((seed, ds, run) per seed)."""
+    cols: dict[str, list[float]] = {"apgd": [], "square": [], "transfer": [], "worst": []}
+    passed = {"square": 0, "transfer": 0}
+    for i, (seed, ds, run) in enumerate(trained):
+        other = trained[(i + 1) % len(trained)][2]
+        surrogate = fit_score(other.train, ds.train.images, samples=profile.eval_samples, seed=seed, kind=kind,
+                              augment=profile.eval_augment)
+        specs = standard_attacks(eps, steps=steps, restarts=3, queries=queries, surrogates=["next seed"])
+        res = evaluate(run.score, ds.test, attacks=specs, device=device, seed=seed, precision=profile.eval_precision,
+                       surrogates={"next seed": surrogate})
+        a = [r.auroc for r in res.attacks]
+        for key, value in zip(cols, a):
+            cols[key].append(value)
+        assert a[3] <= min(a[:3]) + 1e-9, a
+        passed["square"] += a[1] >= a[0] - 1
+        passed["transfer"] += a[2] >= a[0] - 1
+        print(f"{label} {method} seed {seed} standard: " + ", ".join(f"{r.spec.name} {r.auroc:.1f}" for r in res.attacks),
+              flush=True)
+    n = len(trained)
+    return (f"| {label} | {method} | {kind} | " + " | ".join(_fmt(v) for v in cols.values())
+            + f" | {passed['square']}/{n} | {passed['transfer']}/{n} |")
 
 
 def _parse_override(text: str) -> tuple[str, object]:

@@ -12,7 +12,7 @@ Example (an honest, differentiable score passes every check):
     >>> y = torch.tensor([0] * 8 + [1] * 8)
     >>> checks = masking_checks(lambda b: b.flatten(1).mean(1), x, y, eps=8 / 255, steps=2, restarts=2, verbose=False)
     >>> len(checks), all(c.passed for c in checks)
-    (7, True)
+    (8, True)
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
                    restarts: int = 3, large_eps: float | str = 128 / 255, large_eps_max_auroc: float = 10.0,
                    tol: float = 1.0, batch_size: int = 256, device: torch.device | str | None = None,
                    seed: int = 0, attack_fn: AttackFn | None = None, result: EvalResult | None = None,
-                   verbose: bool = True) -> list[Check]:
+                   verbose: bool = True, queries: int = 100,
+                   surrogate: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[Check]:
     """Sanity checks that a robust AUROC is not an artefact of gradient masking (Carlini et al. 2019 list).
 
     Checks (all AUROCs in percent, ``tol`` in AUROC points):
@@ -72,7 +73,12 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
       5. ``restarts`` random restarts never help the defender (AUROC <= 1-restart AUROC + tol);
       6. the attack beats random noise of the same size (attacked AUROC <= noise AUROC + tol);
       7. a large eps (default 128/255) drives the AUROC below ``large_eps_max_auroc`` (default 10);
-      8. only for a score with exact bounds (``score.bounds``, e.g. :class:`radlib.certify.PixelKNNScore`): the
+      8. the gradient-free Square attack (``queries`` queries; 0 skips the check) does not beat the gradient
+         attack (Square AUROC >= attack AUROC - tol): a search that only *queries* the score doing better than one
+         that follows its gradient is the classic sign of a hidden gradient (AutoAttack's reason for Square);
+      9. with a ``surrogate`` score (another model, or the same method with another seed): a transfer attack (the
+         same PGD crafted on the surrogate) does not beat the white-box attack (AUROC >= attack AUROC - tol);
+      10. only for a score with exact bounds (``score.bounds``, e.g. :class:`radlib.certify.PixelKNNScore`): the
          attack at ``eps`` does not go below the certified AUROC (:func:`certificate_checks`).
 
     Defaults: ``eps_list = (eps/4, eps/2, eps)``, ``steps_list = (max(1, steps // 4), steps)``.
@@ -150,6 +156,20 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
     checks.append(Check(f"large eps ({format_eps(large)}) drives AUROC toward 0", a[n_large] < large_eps_max_auroc,
                         f"AUROC {a[n_large]:.2f} at eps {format_eps(large)} (must be < {large_eps_max_auroc:g})",
                         {"auroc": a[n_large], "eps": large}))
+
+    if queries or surrogate is not None:
+        extra = ([AttackSpec(method="square", mode=mode, norm=norm, eps=eps, steps=queries)] if queries else [])
+        if surrogate is not None:
+            extra.append(AttackSpec(**base, eps=eps, steps=steps, surrogate="surrogate"))
+        more = evaluate(score, images, labels_t, attacks=extra, batch_size=batch_size, device=dev, seed=seed,
+                        surrogates={"surrogate": surrogate} if surrogate is not None else None)
+        for r in more.attacks:
+            kind = "transfer attack" if r.spec.surrogate else f"gradient-free Square-{queries}"
+            checks.append(Check(f"{kind} does not beat the gradient attack", r.auroc >= a[n_main] - tol,
+                                f"{kind} {r.auroc:.2f} vs {method.upper()}-{steps} {a[n_main]:.2f} at eps "
+                                f"{format_eps(eps)} (tol {tol})" + ("" if r.auroc >= a[n_main] - tol else
+                                " (the score hides its gradient from the white-box attack: gradient masking)"),
+                                {"other": r.auroc, "white_box": a[n_main], "attack": r.spec.name}))
 
     if callable(getattr(score, "bounds", None)):
         main = next(r for r in _split_result(res) if r.attacks[0].spec.name == n_main)

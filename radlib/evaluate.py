@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from .data._base import Split, to_float
 from .device import make_generator
 from .metrics import auroc, format_eps, parse_eps
 from .results import AttackResult, Check, EvalResult, format_checks
-from .specs import ATTACKED, AttackSpec, as_spec
+from .specs import ATTACKED, WORST, AttackSpec, as_spec, standard_attacks
 from .validate import check_device, check_labels, check_pixel_range
 
 __all__ = [
@@ -156,9 +156,10 @@ def _score_batches(score: Callable[[torch.Tensor], torch.Tensor], images: torch.
 
 
 def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images: Any, labels: Any = None, *,
-             attacks: Sequence[AttackSpec | str] = (), batch_size: int = 256,
+             attacks: Sequence[AttackSpec | str] | str = (), batch_size: int = 256,
              device: torch.device | str | None = None, seed: int = 0, keep_adversarial: bool = False,
-             attack_fn: AttackFn | None = None, precision: Precision = "fp32") -> EvalResult:
+             attack_fn: AttackFn | None = None, precision: Precision = "fp32",
+             surrogates: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> EvalResult:
     """Clean AUROC and, per attack, the attacked scores and robust AUROC, with the protocol recorded.
 
     Args:
@@ -166,7 +167,12 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
         test_split_or_images: a :class:`radlib.data.Split` (or an ``ADDataset``: its test split), or
             uint8 or float images in [0, 1] (N, C, H, W) with ``labels`` (N,) exactly 0 normal / 1 anomaly
             (:func:`radlib.validate.check_labels`; float images outside [0, 1], NaN or inf are refused).
-        attacks: :class:`AttackSpec` s or strings (``"pgd-100@8/255"``, see :meth:`AttackSpec.from_string`).
+        attacks: :class:`AttackSpec` s or strings (``"pgd-100@8/255"``, see :meth:`AttackSpec.from_string`), or
+            ``"standard"``: :func:`radlib.specs.standard_attacks` at 8/255 (APGD-100 with 3 restarts, Square-1000,
+            a transfer attack from each of ``surrogates``, and their per-sample worst case, the headline number).
+            A ``"worst"`` spec is the per-sample worst case of the attacks before it (its AUROC is at most each
+            of theirs; only in+out attacks combine).
+        surrogates: named scores that transfer attacks (``AttackSpec(surrogate=name)``) are crafted on.
         batch_size: images per score call and per attack call (the same partition for clean and attacked).
         device: default ``score.device``.
         seed: seed of the attacks' random starts for specs whose ``seed`` is None; one generator per attack.
@@ -181,7 +187,15 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
     images, labels_t = _resolve_data(test_split_or_images, labels)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(attacks, str):
+        if attacks != "standard":
+            raise ValueError(f"attacks must be a list of attacks or 'standard', got {attacks!r}")
+        attacks = standard_attacks(surrogates=tuple(surrogates or ()))
     specs = [as_spec(a) for a in attacks]
+    for spec in specs:
+        if spec.surrogate is not None and spec.surrogate not in (surrogates or {}):
+            raise ValueError(f"attack {spec.name!r} is crafted on surrogate {spec.surrogate!r}, which is not in "
+                             f"surrogates ({sorted(surrogates or {})})")
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"attack names must be unique, got {names}")
@@ -209,12 +223,16 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
                                   "images_per_s": len(clean) / max(secs, 1e-9)})
 
     for spec in specs:
+        if spec.method == WORST:
+            result.attacks.append(_worst_case(spec, result.attacks, labels_np, common))
+            continue
         spec_seed = seed if spec.seed is None else spec.seed
         gen = make_generator(spec_seed, dev)
+        crafter = score if spec.surrogate is None else surrogates[spec.surrogate]  # type: ignore[index]
 
-        def perturb(xb: torch.Tensor, lb: torch.Tensor, spec: AttackSpec = spec, gen: torch.Generator = gen
-                    ) -> torch.Tensor:
-            return attack_fn(score, xb, lb, eps=spec.eps, steps=spec.steps, method=spec.method, mode=spec.mode,
+        def perturb(xb: torch.Tensor, lb: torch.Tensor, spec: AttackSpec = spec, gen: torch.Generator = gen,
+                    crafter: Callable[[torch.Tensor], torch.Tensor] = crafter) -> torch.Tensor:
+            return attack_fn(crafter, xb, lb, eps=spec.eps, steps=spec.steps, method=spec.method, mode=spec.mode,
                              norm=spec.norm, alpha=spec.alpha, restarts=spec.restarts, generator=gen)
 
         _sync(dev)
@@ -227,11 +245,35 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
                     "attacked": ATTACKED[spec.mode], "norm": spec.norm, "eps": spec.eps,
                     "eps_str": format_eps(spec.eps), "steps": spec.steps, "alpha": spec.alpha_effective,
                     "alpha_rule": ("adaptive (APGD)" if spec.method == "apgd" else
+                                   "none (gradient-free)" if spec.method == "square" else
                                    "2.5*eps/steps" if spec.alpha is None else "fixed"),
+                    "surrogate": spec.surrogate,
                     "restarts": spec.restarts, "seed": spec_seed, **common, "n_attacked": n_att,
                     "seconds": secs, "images_per_s": n_att / max(secs, 1e-9)}
         result.attacks.append(AttackResult(spec, scores, auroc(scores, labels_np), protocol, adv))
     return result
+
+
+def _worst_case(spec: AttackSpec, done: list[AttackResult], labels: np.ndarray, common: dict[str, Any]
+                ) -> AttackResult:
+    """The per-sample worst case of the in+out attacks in ``done``: each normal at its highest attacked score,
+    each anomaly at its lowest. Choosing per sample among valid attacked images is itself a valid attack, so its
+    AUROC is at most every combined attack's."""
+    pool = [a for a in done if a.spec.mode == "both" and a.spec.method != WORST]
+    if len(pool) != spec.steps:
+        raise ValueError(f"{spec.name!r} combines {spec.steps} attacks, but {len(pool)} in+out attacks come before it "
+                         f"({[a.spec.name for a in pool]})")
+    stacked = np.stack([a.scores for a in pool])
+    scores = np.where(labels == 0, stacked.max(0), stacked.min(0))
+    winner = np.where(labels == 0, stacked.argmax(0), stacked.argmin(0))
+    protocol = {"attack": spec.name, "description": spec.describe(), "method": WORST, "mode": "both",
+                "attacked": ATTACKED["both"], "norm": spec.norm, "eps": spec.eps, "eps_str": format_eps(spec.eps),
+                "steps": spec.steps, "alpha": None, "alpha_rule": "-", "restarts": 1, "seed": "-", **common,
+                "n_attacked": len(scores), "of": [a.spec.name for a in pool],
+                "worst_by": {a.spec.name: int((winner == i).sum()) for i, a in enumerate(pool)},
+                "seconds": sum(a.protocol["seconds"] for a in pool),
+                "images_per_s": len(scores) / max(sum(a.protocol["seconds"] for a in pool), 1e-9)}
+    return AttackResult(spec, scores, auroc(scores, labels), protocol)
 
 
 def _split_result(result: EvalResult) -> list[EvalResult]:

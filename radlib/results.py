@@ -116,7 +116,8 @@ class EvalResult:
                  f"{p.get('seconds', float('nan')):.2f} | {p.get('images_per_s', float('nan')):.1f} |"]
         for a in self.attacks:
             q = a.protocol
-            alpha = "adaptive" if q["alpha"] is None else format_eps(q["alpha"])
+            alpha = (format_eps(q["alpha"]) if q["alpha"] is not None else
+                     "adaptive" if q["method"] == "apgd" else "-")
             lines.append(f"| {a.spec.name} | {q['method']} | {q['norm']} | {q['eps_str']} | {q['steps']} | "
                          f"{alpha} | {q['restarts']} | {q['mode']} | {q['seed']} | {a.auroc:.2f} | "
                          f"{a.auroc - self.clean_auroc:+.2f} | {q['seconds']:.2f} | {q['images_per_s']:.1f} |")

@@ -17,7 +17,10 @@ from .attacks import METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, step
 from .metrics import format_eps
 from .validate import check_attack_args
 
-__all__ = ["AttackSpec", "as_spec", "ATTACKED"]
+__all__ = ["AttackSpec", "as_spec", "ATTACKED", "WORST", "standard_attacks"]
+
+#: the method name of the per-sample worst case over the attacks listed before it (not an attack of its own)
+WORST = "worst"
 
 ATTACKED = {"both": "normals pushed up (in) + anomalies pushed down (out)",
              "in": "normals pushed up (in-attack); anomalies clean",
@@ -30,7 +33,9 @@ class AttackSpec:
 
     Attributes:
         name: label used in tables (default: the short form, e.g. ``"pgd-100@8/255"``).
-        method: ``"pgd"`` or ``"apgd"``.
+        method: ``"pgd"``, ``"apgd"``, ``"square"`` (the gradient-free Square attack, :mod:`radlib.attacks.square`;
+            ``steps`` is its query budget) or ``"worst"`` (:data:`WORST`: not an attack but the per-sample worst
+            case over every attack listed before it in :func:`radlib.evaluate.evaluate`; ``steps`` counts them).
         mode: ``"both"`` (in + out), ``"in"`` (normals only) or ``"out"`` (anomalies only).
         norm: ``"linf"`` or ``"l2"``.
         eps: radius in pixel units (a string like ``"8/255"`` or a 0-dim tensor is accepted and parsed); at most
@@ -39,14 +44,17 @@ class AttackSpec:
         alpha: PGD step size (> 0); None = :func:`radlib.attacks.step_size` (``2.5 * eps / steps``). Ignored by
             APGD.
         restarts: random restarts (>= 1, best per sample is kept).
+        seed: seed of the random starts; None = the ``seed`` given to :func:`evaluate`.
+        surrogate: a transfer attack: the images are crafted on the score named so in ``evaluate(...,
+            surrogates={name: score})`` (another model, or the same method with another seed) and then scored by
+            the evaluated score; None = white-box (crafted on the evaluated score).
 
     The numbers are checked by :func:`radlib.validate.check_attack_args`, as in
     :func:`radlib.attacks.attack_score`.
-        seed: seed of the random starts; None = the ``seed`` given to :func:`evaluate`.
     """
 
     name: str = ""
-    method: Literal["pgd", "apgd"] = "pgd"
+    method: Literal["pgd", "apgd", "square", "worst"] = "pgd"
     mode: Literal["both", "in", "out"] = "both"
     norm: Literal["linf", "l2"] = "linf"
     eps: float = 8 / 255
@@ -54,10 +62,15 @@ class AttackSpec:
     alpha: float | None = None
     restarts: int = 1
     seed: int | None = None
+    surrogate: str | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
+        if self.method not in (*_METHODS, WORST):
+            raise ValueError(f"method must be one of {(*_METHODS, WORST)}, got {self.method!r}")
+        if self.surrogate is not None and (not isinstance(self.surrogate, str) or not self.surrogate
+                                           or self.method == WORST):
+            raise ValueError(f"surrogate must be a non-empty name (a key of evaluate's surrogates) on an attack, "
+                             f"got {self.surrogate!r} with method {self.method!r}")
         if self.mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
         if self.norm not in _NORMS:
@@ -75,8 +88,8 @@ class AttackSpec:
 
     @property
     def alpha_effective(self) -> float | None:
-        """The PGD step size actually used (None for APGD, which adapts its own)."""
-        if self.method == "apgd":
+        """The PGD step size actually used (None for APGD, which adapts its own, Square and the worst case)."""
+        if self.method != "pgd":
             return None
         return step_size(self.eps, self.steps, self.alpha)
 
@@ -94,11 +107,22 @@ class AttackSpec:
             opts.append(f"restarts={self.restarts}")
         if self.seed is not None:
             opts.append(f"seed={self.seed}")
+        if self.surrogate is not None:
+            opts.append(f"surrogate={self.surrogate}")
         return ",".join([s, *opts])
 
     def describe(self) -> str:
         """One human line, e.g. ``"PGD-100, L-inf eps=8/255, alpha=2.5*eps/steps (0.000784), 1 restart, ..."``."""
         norm = "L-inf" if self.norm == "linf" else "L2"
+        if self.method == WORST:
+            return (f"per-sample worst case of the {self.steps} attacks above (each normal at its highest attacked "
+                    f"score, each anomaly at its lowest), {norm} eps={format_eps(self.eps)}")
+        if self.method == "square":
+            seed = "evaluate's seed" if self.seed is None else str(self.seed)
+            rs = f"{self.restarts} restart" + ("s" if self.restarts != 1 else "")
+            return (f"Square-{self.steps} (gradient-free: {self.steps} queries of the score), {norm} "
+                    f"eps={format_eps(self.eps)}, {rs}, attacked: {ATTACKED[self.mode]}, seed={seed}"
+                    + (f", crafted on surrogate {self.surrogate!r} (transfer)" if self.surrogate else ""))
         if self.method == "apgd":
             step = "adaptive step (APGD)"
         elif self.alpha is None:
@@ -108,12 +132,14 @@ class AttackSpec:
         rs = f"{self.restarts} restart" + ("s" if self.restarts != 1 else "")
         seed = "evaluate's seed" if self.seed is None else str(self.seed)
         return (f"{self.method.upper()}-{self.steps}, {norm} eps={format_eps(self.eps)}, {step}, {rs}, "
-                f"attacked: {ATTACKED[self.mode]}, seed={seed}")
+                f"attacked: {ATTACKED[self.mode]}, seed={seed}"
+                + (f", crafted on surrogate {self.surrogate!r} (transfer)" if self.surrogate else ""))
 
     @classmethod
     def from_string(cls, text: str) -> "AttackSpec":
         """Parse ``"<method>-<steps>@<eps>[,key=value...]"``, e.g. ``"pgd-100@8/255"``,
-        ``"apgd-100@8/255,mode=in,restarts=3"``. Keys: mode, norm, alpha, restarts, seed, name."""
+        ``"apgd-100@8/255,mode=in,restarts=3"``, ``"square-1000@8/255"``, ``"pgd-10@8/255,surrogate=seed1"``.
+        Keys: mode, norm, alpha, restarts, seed, surrogate, name."""
         if not isinstance(text, str):
             raise TypeError(f"attack spec must be a string, got {type(text).__name__}")
         m = re.fullmatch(r"\s*([A-Za-z]+)-(\d+)@([^,\s]+)\s*((?:,\s*[A-Za-z_]+\s*=\s*[^,]+)*)\s*", text)
@@ -124,8 +150,8 @@ class AttackSpec:
         for part in filter(None, (p.strip() for p in m.group(4).split(","))):
             key, value = (t.strip() for t in part.split("=", 1))
             key = key.lower()
-            if key in ("mode", "norm", "name"):
-                kwargs[key] = value if key == "name" else value.lower()
+            if key in ("mode", "norm", "name", "surrogate"):
+                kwargs[key] = value if key in ("name", "surrogate") else value.lower()
             elif key == "alpha":
                 kwargs[key] = value
             elif key in ("restarts", "seed"):
@@ -135,7 +161,7 @@ class AttackSpec:
                     raise ValueError(f"{key} must be an int in attack spec {text!r}, got {value!r}") from e
             else:
                 raise ValueError(f"unknown key {key!r} in attack spec {text!r} "
-                                 f"(known: mode, norm, alpha, restarts, seed, name)")
+                                 f"(known: mode, norm, alpha, restarts, seed, surrogate, name)")
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> "AttackSpec":
@@ -145,6 +171,29 @@ class AttackSpec:
             base["name"] = ""
         base.update(changes)
         return AttackSpec(**base)
+
+
+def standard_attacks(eps: float | str = 8 / 255, *, steps: int = 100, restarts: int = 3, queries: int = 1000,
+                     norm: Literal["linf", "l2"] = "linf", surrogates: tuple[str, ...] | list[str] = ()
+                     ) -> list[AttackSpec]:
+    """The standard worst-case evaluation (``evaluate(..., attacks="standard")`` with the defaults): in+out APGD
+    with ``restarts`` restarts, the gradient-free Square attack with ``queries`` queries, one PGD transfer attack
+    from each named surrogate, and last their per-sample worst case (:data:`WORST`), which is the headline number
+    (``EvalResult.robust_auroc``): each normal takes its highest attacked score and each anomaly its lowest, a
+    valid attack, so its AUROC is at most every single attack's (an upper bound on the true robust AUROC).
+
+    Follows AutoAttack's recipe (APGD + Square) adapted to a score: APGD-CE and APGD-T become one in+out APGD on
+    the score (a score has no classes to target), FAB is left out (it needs a decision boundary), and transfer
+    attacks are added as Carlini et al. (2019) and Tramer et al. (2020) advise.
+
+    >>> [a.name for a in standard_attacks("8/255", steps=20, queries=100, surrogates=["seed1"])]
+    ['apgd-20@8/255,restarts=3', 'square-100@8/255', 'pgd-20@8/255,surrogate=seed1', 'worst-3@8/255']
+    """
+    specs = [AttackSpec(method="apgd", eps=eps, steps=steps, restarts=restarts, norm=norm),
+             AttackSpec(method="square", eps=eps, steps=queries, norm=norm)]
+    specs += [AttackSpec(method="pgd", eps=eps, steps=steps, norm=norm, surrogate=name) for name in surrogates]
+    specs.append(AttackSpec(method=WORST, eps=eps, steps=len(specs), norm=norm))
+    return specs
 
 
 def as_spec(a: AttackSpec | str) -> AttackSpec:

@@ -22,7 +22,7 @@ Norm = Literal["linf", "l2"]
 #: the norms, in/out modes and score-attack methods every attack and :class:`radlib.specs.AttackSpec` accept
 NORMS = ("linf", "l2")
 MODES = ("both", "in", "out")
-METHODS = ("pgd", "apgd")
+METHODS = ("pgd", "apgd", "square")
 _NORMS = NORMS
 _TINY = 1e-12
 

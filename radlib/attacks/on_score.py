@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..validate import as_float32, check_attack_args, check_device, check_labels
+from .square import square
 from .engine import (_TINY, METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, _apgd_run, _best_of,
                      _check_common, _draw_unit, _l2, _pgd_run, _per_sample, _view, step_size)
 
@@ -23,7 +24,7 @@ __all__ = ["attack_score", "ScoreAsLogits", "random_noise"]
 # attacks on an anomaly score
 # ----------------------------------------------------------------------------------------------------------
 def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor, *, eps: float, steps: int = 10,
-                 method: Literal["pgd", "apgd"] = "pgd", mode: Literal["both", "in", "out"] = "both",
+                 method: Literal["pgd", "apgd", "square"] = "pgd", mode: Literal["both", "in", "out"] = "both",
                  norm: Literal["linf", "l2"] = "linf", alpha: float | None = None, restarts: int = 1,
                  generator: torch.Generator | None = None) -> Tensor:
     """In/out attacks on an anomaly score (higher = more anomalous), as one attack with a per-sample sign.
@@ -41,7 +42,8 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
             by :func:`radlib.validate.check_attack_args` as :class:`radlib.specs.AttackSpec` checks them: eps a
             number, a string like ``"8/255"`` or a 0-dim tensor (L-inf: at most 1), steps >= 1 (0 only with
             eps 0), alpha > 0 or None.
-        method: ``"pgd"`` (random start, Madry step size) or ``"apgd"``.
+        method: ``"pgd"`` (random start, Madry step size), ``"apgd"`` or ``"square"`` (gradient-free, ``steps``
+            queries of the score: :func:`radlib.attacks.square.square`; the score need not be differentiable).
         restarts: per sample, the best of ``restarts`` runs (each from a fresh random start).
         generator: source of the random starts. All starts are drawn up front for the whole batch, so the
             result of a sample does not depend on ``mode``.
@@ -96,6 +98,8 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
         return sign_all * _per_sample(s, xa.shape[0], "score_fn")
 
     def run(r: int) -> Tensor:
+        if method == "square":
+            return square(loss_fn, x, eps=eps, queries=steps, norm=norm, generator=generator)
         if method == "pgd":
             return _pgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, alpha=step, norm=norm,
                             sign=1.0, lo=0.0, hi=1.0, per_sample=True)
