@@ -86,9 +86,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .record import write_text_atomic
     select_device(args.device)
     json_out = _json_output(args.json, args.ckpt) if args.json is not None else None
+    restarts = args.restarts or (3 if args.attack == "standard" else 1)
     result = evaluate_checkpoint(args.ckpt, attack=args.attack, steps=args.steps, eps=args.eps, mode=args.mode,
-                                 restarts=args.restarts, device=args.device, max_test=args.max_test,
-                                 score_kind=args.score, root=args.root, other_data=args.other_data)
+                                 restarts=restarts, device=args.device, max_test=args.max_test,
+                                 score_kind=args.score, root=args.root, other_data=args.other_data,
+                                 queries=args.queries, surrogate=args.surrogate)
     print(result.table())
     print("data: " + ", ".join(f"{k} {result.protocol.get(k)}" for k in ("dataset", "category", "root", "image_size",
                                                                          "n_train", "n_test")))
@@ -187,12 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="clean and attacked AUROC of a checkpoint")
     s.add_argument("--ckpt", required=True)
-    s.add_argument("--attack", default="pgd", choices=["pgd", "apgd", "none"])
+    s.add_argument("--attack", default="pgd", choices=["pgd", "apgd", "square", "standard", "none"],
+                   help="standard: APGD (--steps, --restarts) + Square (--queries) + a transfer attack from "
+                        "--surrogate, and their per-sample worst case")
     s.add_argument("--steps", type=_positive_int, default=10)
+    s.add_argument("--queries", type=_positive_int, default=1000, help="Square's query budget")
+    s.add_argument("--surrogate", default=None, metavar="CKPT",
+                   help="another run's last.pt: transfer attacks are crafted on its score")
     s.add_argument("--eps", type=parse_eps, default=8 / 255)
     s.add_argument("--root", default=None, help="dataset folder (default: the one stored at training time)")
     s.add_argument("--mode", default="both", choices=["both", "in", "out"])
-    s.add_argument("--restarts", type=_positive_int, default=1)
+    s.add_argument("--restarts", type=_positive_int, default=None, help="random restarts (default 1; 3 for standard)")
     s.add_argument("--max-test", type=_positive_int, default=None)
     s.add_argument("--score", default=None, choices=["own", "knn", "patch"],
                    help="the method's own score, kNN on backbone features or the patch score (default: the training "

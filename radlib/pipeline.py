@@ -26,6 +26,7 @@ from .record import Provenance, data_identity, identity_differences
 from .data import ADDataset, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
+from .specs import standard_attacks
 from .models import build_model
 from .profiles import Profile, get_profile
 from .pseudo_anomaly import policy_for
@@ -143,7 +144,8 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
 def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 10, eps: float = 8 / 255,
                         mode: str = "both", restarts: int = 1, device: str | None = None,
                         max_test: int | None = None, root: str | None = None,
-                        score_kind: ScoreKind | None = None, other_data: bool = False) -> EvalResult:
+                        score_kind: ScoreKind | None = None, other_data: bool = False, queries: int = 1000,
+                        surrogate: str | Path | None = None) -> EvalResult:
     """Evaluate a run written by ``radlib train`` (or :func:`run_method` with ``out=`` / ``cache=``) on its own
     test split, from its run record alone (:mod:`radlib.record`): the profile it was trained with (overrides
     included), the data rebuilt with the recorded arguments, the purified training split as the score's bank.
@@ -153,9 +155,21 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     digests must still match). ``other_data=True`` evaluates on whatever the recorded arguments (and ``root``) load
     now, and the protocol says so (``data_matches_training``, ``data_differs``). ``max_test``: a seeded subset of
     that many test images, recorded in the protocol (``test_subset``). ``score_kind``: ``"own"``, ``"knn"``,
-    ``"patch"`` (see :func:`fit_score`) or None (the training profile's ``score``)."""
-    attacks = [] if attack == "none" else [AttackSpec(method=attack, mode=mode, eps=eps, steps=steps,
-                                                       restarts=restarts)]  # validated before any loading
+    ``"patch"`` (see :func:`fit_score`) or None (the training profile's ``score``).
+
+    ``attack``: ``"pgd"``, ``"apgd"`` (``steps`` iterations), ``"square"`` (``queries`` queries), ``"standard"``
+    (:func:`radlib.specs.standard_attacks`: APGD-``steps`` with ``restarts`` restarts, Square-``queries``, a transfer
+    PGD-``steps`` from ``surrogate`` when given, and their per-sample worst case) or ``"none"``. ``surrogate``:
+    another run's checkpoint whose score (same kind, fitted on the same training split) transfer attacks are
+    crafted on."""
+    names = ["surrogate"] if surrogate is not None else []
+    if attack == "standard":
+        attacks = standard_attacks(eps, steps=steps, restarts=restarts, queries=queries, surrogates=names)
+    elif attack == "none":
+        attacks = []
+    else:  # validated before any loading
+        attacks = [AttackSpec(method=attack, mode=mode, eps=eps, steps=queries if attack == "square" else steps,
+                              restarts=restarts, surrogate=names[0] if names else None)]
     if max_test is not None and (isinstance(max_test, bool) or not isinstance(max_test, int) or max_test < 2):
         raise ValueError(f"max_test must be an int >= 2 (a normal and an anomaly), got {max_test!r}")
     res = load_trained(ckpt, device=device)
@@ -190,9 +204,15 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
     cfg = record.config
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=cfg.seed, kind=score_kind,
                       augment=profile.eval_augment)
+    surrogates = None
+    if surrogate is not None:
+        other = load_trained(surrogate, device=device)
+        surrogates = {"surrogate": fit_score(other, ds.train.images, samples=profile.eval_samples, seed=cfg.seed,
+                                             kind=score_kind, augment=profile.eval_augment)}
     result = evaluate(score, ds.test, attacks=attacks, device=res.model.transform_head.weight.device,
-                      seed=cfg.seed, precision=profile.eval_precision)
+                      seed=cfg.seed, precision=profile.eval_precision, surrogates=surrogates)
     result.protocol.update(method=cfg.method, checkpoint=str(ckpt), **score_protocol(profile, score_kind),
+                           surrogate=None if surrogate is None else str(surrogate),
                            dataset=ds.name, category=ds.normal, root=load_args.get("root"), image_size=ds.image_size,
                            channels=ds.channels, n_train=len(ds.train), n_test=len(ds.test),
                            data_matches_training=not differs, data_differs=differs, test_subset=subset,

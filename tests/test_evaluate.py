@@ -235,7 +235,7 @@ def test_masking_checks_pass_on_linear_score(capsys):
     x, y = toy_data()
     res = evaluate(LinearScore(), x, y, attacks=["pgd-5@8/255"], attack_fn=ATTACK)
     checks = masking_checks(LinearScore(), x, y, eps=8 / 255, steps=5, restarts=2, attack_fn=ATTACK, result=res)
-    assert all(isinstance(c, Check) for c in checks) and len(checks) == 7
+    assert all(isinstance(c, Check) for c in checks) and len(checks) == 8
     assert all(c.passed for c in checks), "\n".join(map(str, checks))
     large = [c for c in checks if c.name.startswith("large eps")][0]
     assert large.data["auroc"] < 10

@@ -59,7 +59,7 @@ def test_select_device(monkeypatch):
     monkeypatch.setenv("RADLIB_DEVICE", "cpu")
     assert select_device().type == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match=r"^device .cuda. was asked for but CUDA is not available here; use cpu$"):
             select_device("cuda")
 
 
