@@ -1,10 +1,12 @@
-"""Throughput of PGD-10 on the COBRA/CSI ensemble score vs. the raw ResNet-18 forward+backward (same run).
+"""Throughput of PGD-10, the Square attack and the standard evaluation on the COBRA/CSI ensemble score vs. the raw
+ResNet-18 forward+backward (same run).
 
 Pass-count model. Scoring an image costs K*S forward passes (K chunks, S augmentation samples); one attack step
 costs K*S forwards + input-backwards (~2/3 of a full training pass, no weight gradients). For PGD-k plus the clean
 and the attacked scoring (forward only, ~1/3 pass each):
     passes(K, S, k) = K * S * (2/3 * k + 2/3)          (K=4, S=1, PGD-10: 29.3; K=2: 14.7)
-limit = raw_img_s / passes; fraction = achieved / limit. Evaluation runs in fp32 (TF32 matmuls allowed on GPU);
+Square-q costs K * S * (q/3 + 2/3) passes, the standard evaluation (APGD-k x r restarts + Square-q + worst case)
+K * S * (r * (2/3 * k + 1/3) + q/3 + 1). limit = raw_img_s / passes; fraction = achieved / limit. Evaluation runs in fp32 (TF32 matmuls allowed on GPU);
 --precision bf16 times the same attack under bfloat16 autocast (radlib.evaluate.AutocastScore).
 
 --precision-check answers the issue's rule "bf16 only if robust AUROC stays within 1 point of fp32": it trains
@@ -26,6 +28,7 @@ from _common import (NO_BF16, TABLE_HEADER, bf16_native, device_name, finish, pi
 from radlib.attacks import attack_score
 from radlib.data import load
 from radlib.evaluate import AttackSpec, AutocastScore, evaluate
+from radlib.specs import standard_attacks
 from radlib.models import build_model
 from radlib.pipeline import fit_score, load_data
 from radlib.profiles import get_profile
@@ -38,9 +41,24 @@ def passes_per_image(K: int, samples: int, steps: int) -> float:
     return K * samples * (2 / 3 * steps + 2 / 3)
 
 
+def passes_square(K: int, samples: int, queries: int) -> float:
+    """Square-q: q forward-only queries (1/3 pass each; the first is the starting stripes), plus the clean and the
+    attacked scoring."""
+    return K * samples * (queries / 3 + 2 / 3)
+
+
+def passes_standard(K: int, samples: int, steps: int, restarts: int, queries: int) -> float:
+    """The standard evaluation without surrogates: APGD-steps x restarts (2/3 per step, 1/3 per restart to pick the
+    best), Square-q, the clean scoring and one attacked scoring per attack (the worst case costs no pass)."""
+    return K * samples * (restarts * (2 / 3 * steps + 1 / 3) + queries / 3 + 3 / 3)
+
+
 def eval_throughput(image_size: int, dataset: str, device: torch.device, *, n: int, bank: int, steps: int,
                     batch: int, iters: int, width: int, precision: str = "fp32",
-                    channels_last: bool = False) -> tuple[float, int]:
+                    channels_last: bool = False, kind: str = "pgd", queries: int = 0,
+                    restarts: int = 2) -> tuple[float, int]:
+    """Images/s of an attack on the ensemble score (``kind``: ``"pgd"`` with ``steps``, ``"square"`` with
+    ``queries``, or ``"standard"``: :func:`radlib.specs.standard_attacks` without surrogates), scoring included."""
     policy = policy_for(dataset)
     model = build_model(image_size=image_size, num_transforms=policy.K, width=width, device=device,
                         channels_last=channels_last).eval()
@@ -55,7 +73,12 @@ def eval_throughput(image_size: int, dataset: str, device: torch.device, *, n: i
     gen = torch.Generator(device=device).manual_seed(0)
 
     def run() -> None:
-        adv = attack_score(score, x, labels, eps=8 / 255, steps=steps, generator=gen)
+        if kind == "standard":
+            evaluate(score, x, labels, attacks=standard_attacks(8 / 255, steps=steps, restarts=restarts,
+                                                                queries=queries), batch_size=batch, device=device)
+            return
+        adv = attack_score(score, x, labels, eps=8 / 255, steps=queries if kind == "square" else steps,
+                           method="square" if kind == "square" else "pgd", generator=gen)
         with torch.no_grad():
             score(adv)
 
@@ -116,6 +139,19 @@ def profile_rows(name: str, device: torch.device, quick: bool) -> list[str]:
         lines.append(table_row(f"PGD-{steps} on ensemble score, {size}px K={K} S=1, {label}", best[label], raw[label],
                                passes_per_image(K, 1, steps)))
     lines += ["", f"speed-up of PGD on the score, {label} over fp32 NCHW: {best[label] / best['fp32 NCHW']:.2f}x"]
+    # the gradient-free and the standard evaluation, in the faster setting, next to its PGD row
+    precision, cl = settings[label]
+    queries = 2 if quick else 10 * steps
+    lines += ["", TABLE_HEADER[0].format(what="attack"), TABLE_HEADER[1],
+              table_row(f"PGD-{steps}, {label}", best[label], raw[label], passes_per_image(K, 1, steps))]
+    for kind, passes in (("square", passes_square(K, 1, queries)),
+                         ("standard", passes_standard(K, 1, steps, 2, queries))):
+        ips, _ = eval_throughput(size, "digits", device, n=n, bank=bank, steps=steps, batch=n, iters=iters,
+                                 width=width, precision=precision, channels_last=cl, kind=kind, queries=queries)
+        what = (f"Square-{queries} ({ips * queries:.0f} queries/s)" if kind == "square" else
+                f"standard: APGD-{steps} x2 + Square-{queries} + worst case")
+        lines.append(table_row(f"{what}, {label}", ips, raw[label], passes))
+        print(lines[-1], flush=True)
     if not bf16_now:
         lines.append(NO_BF16)
     return lines
@@ -200,6 +236,15 @@ def main() -> None:
         p = passes_per_image(K, 1, steps)
         lines.append(table_row(f"PGD-{steps} on ensemble score, {size}px K={K} S=1", ips, raw, p))
         print(lines[-1], flush=True)
+        queries = 2 if args.quick else 10 * steps  # Square and the standard evaluation beside PGD
+        for kind, passes in (("square", passes_square(K, 1, queries)),
+                             ("standard", passes_standard(K, 1, steps, 2, queries))):
+            ips, _ = eval_throughput(size, ds, device, n=n, bank=bank, steps=steps, batch=batch, iters=iters,
+                                     width=width, precision=args.precision, kind=kind, queries=queries)
+            what = (f"Square-{queries} ({ips * queries:.0f} queries/s)" if kind == "square" else
+                    f"standard: APGD-{steps} x2 + Square-{queries} + worst case")
+            lines.append(table_row(f"{what}, {size}px K={K} S=1", ips, raw, passes))
+            print(lines[-1], flush=True)
     lines += [NO_BF16] if bf16_skipped else []
     if args.precision_check:
         lines.append("")

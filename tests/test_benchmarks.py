@@ -26,6 +26,7 @@ def test_throughput_scripts_run(args):
     out = _run(*args, "--quick")
     assert "raw ResNet-18" in out and "fraction of limit" in out
     if "--precision-check" in args:
+        assert "Square-2 (" in out and "queries/s)" in out and "standard: APGD-2 x2 + Square-2" in out
         from radlib.device import cpu_has_native_bf16
         if cpu_has_native_bf16():  # bf16 is timed and checked only where radlib would use it
             assert "precision: bf16 autocast" in out and "| within 1 point |" in out
