@@ -263,6 +263,10 @@ def _worst_case(spec: AttackSpec, done: list[AttackResult], labels: np.ndarray, 
     if len(pool) != spec.steps:
         raise ValueError(f"{spec.name!r} combines {spec.steps} attacks, but {len(pool)} in+out attacks come before it "
                          f"({[a.spec.name for a in pool]})")
+    other = [a.spec.name for a in pool if a.spec.norm != spec.norm or abs(a.spec.eps - spec.eps) > 1e-12]
+    if other:  # a per-sample choice is a valid attack only inside one ball
+        raise ValueError(f"{spec.name!r} combines attacks of one ball ({spec.norm} eps {format_eps(spec.eps)}); "
+                         f"{other} use another")
     stacked = np.stack([a.scores for a in pool])
     scores = np.where(labels == 0, stacked.max(0), stacked.min(0))
     winner = np.where(labels == 0, stacked.argmax(0), stacked.argmin(0))

@@ -55,6 +55,13 @@ def test_standard_is_a_shorthand_and_transfer_needs_its_surrogate():
         evaluate(_linear(0), x, y, attacks="strong")
 
 
+def test_the_worst_case_refuses_attacks_of_another_ball():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"'worst-2@8/255' combines attacks of one ball \(linf eps 8/255\); "
+                                         r"\['pgd-2@4/255'\] use another"):
+        evaluate(_linear(0), x, y, attacks=["pgd-2@8/255", "pgd-2@4/255", "worst-2@8/255"])
+
+
 def test_a_transfer_from_the_score_itself_is_the_white_box_attack():
     x, y = _data()
     score = _linear(0)
