@@ -425,3 +425,14 @@ def test_a_temp_file_left_by_a_killed_save_is_removed(tmp_path):
     alive.write_bytes(b"x")
     train(cfg, torch.randint(0, 256, (16, 3, 12, 12), dtype=torch.uint8), out=tmp_path / "run", progress=False)
     assert not dead.exists() and alive.exists()
+
+
+def test_unicode_and_space_paths_train_and_evaluate(tmp_path, capsys):
+    """A 'clear' case of the report kept as a test: data and run folders with spaces and non-ASCII names."""
+    data = tmp_path / "données de test" / "pièces"
+    _folder(data)
+    out = tmp_path / "runs ü" / "run 1"
+    assert main(["train", "--data", "folder", "--root", str(data), "--method", "csi", "--profile", "smoke",
+                 "--epochs", "1", "--image-size", "16", "--out", str(out)]) == 0
+    assert main(["evaluate", "--ckpt", str(out / "last.pt"), "--attack", "none"]) == 0
+    assert f"root {data}" in capsys.readouterr().out
