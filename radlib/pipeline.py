@@ -32,7 +32,7 @@ from .profiles import Profile, get_profile
 from .pseudo_anomaly import policy_for
 from .purify import Purification, purify as purify_split
 from .score import AnomalyScore, ScoreKind, fit_score
-from .train import TrainConfig, TrainResult, load_trained, train
+from .train import RunMismatch, TrainConfig, TrainResult, load_trained, train
 
 __all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
            "untrained", "teaching_model", "score_protocol", "check_test_split"]
@@ -124,7 +124,7 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     try:
         res = train(cfg, ds, out=out, device=dev, progress=progress and not cached, on_epoch_end=on_epoch_end,
                     provenance=Provenance.of(loaded, profile, purify))
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, RunMismatch) as e:  # what the entry holds; other errors are the caller's
         if root is None:
             raise
         raise CheckpointError(f"the cache entry {out} cannot be used ({e}); delete that folder and it is retrained"

@@ -38,7 +38,11 @@ from .optim import build_optimizer, warmup_cosine
 from .pseudo_anomaly import Policy
 
 __all__ = ["METHODS", "PROFILE_FIELDS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained",
-           "training_views", "check_run_folder", "check_resume"]
+           "training_views", "check_run_folder", "check_resume", "RunMismatch"]
+
+class RunMismatch(ValueError):
+    """An output folder holds a run of another config or of other training images (resume refused)."""
+
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the term, epoch and step."""
@@ -319,10 +323,10 @@ def check_resume(path: Path, record: RunRecord, config: TrainConfig, trained_sha
     old, new = asdict(record.config), asdict(config)
     diff = [f"{k} {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
     if diff:
-        raise ValueError(f"{path} holds a run with another config ({', '.join(diff)}); train into another folder or "
-                         f"delete this one")
+        raise RunMismatch(f"{path} holds a run with another config ({', '.join(diff)}); train into another folder "
+                          f"or delete this one")
     if record.trained_sha256 != trained_sha256:
-        raise ValueError(f"{path} was trained on other images (SHA-256 {record.trained_sha256[:12]} -> "
+        raise RunMismatch(f"{path} was trained on other images (SHA-256 {record.trained_sha256[:12]} -> "
                          f"{trained_sha256[:12]}): the training data changed since; train into another folder or "
                          f"delete this one")
 
