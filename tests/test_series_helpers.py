@@ -103,3 +103,16 @@ def test_find_root_order(tmp_path, monkeypatch):
     monkeypatch.setenv("RADLIB_DATA", str(env))
     assert find_root("casting", start=start) == env, "$RADLIB_DATA comes first"
     assert find_root("mvtec_ad", start=start) is None
+
+
+def test_find_root_stops_two_levels_up(tmp_path, monkeypatch):
+    """A shared/data three levels above the start (a stray /tmp/shared on a CI machine) is not the checkout's."""
+    start = tmp_path / "a" / "work" / "main" / "notebooks"
+    start.mkdir(parents=True)
+    monkeypatch.delenv("RADLIB_DATA", raising=False)
+    monkeypatch.chdir(start)
+    (tmp_path / "a" / "shared" / "data" / "casting").mkdir(parents=True)
+    assert find_root("casting", start=start) is None
+    (tmp_path / "a" / "work" / "shared" / "data" / "casting").mkdir(parents=True)
+    assert find_root("casting", start=start) == tmp_path / "a" / "work" / "shared" / "data"
+    assert find_root("casting", start=start.parent) == tmp_path / "a" / "work" / "shared" / "data"

@@ -39,10 +39,12 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path:
 
 def find_root(name: str, start: str | os.PathLike[str] | None = None) -> Path | None:
     """The first data root that holds a folder ``name`` (e.g. ``"casting"``), or None: ``$RADLIB_DATA``, then
-    ``shared/data`` beside each folder from ``start`` (default: the working directory) upwards — a notebook in
-    ``<checkout>/notebooks`` finds ``<checkout>/../shared/data`` — then ``./data``. Nothing is created."""
+    ``shared/data`` in ``start`` (default: the working directory), its parent or its grandparent — a notebook in
+    ``<checkout>/notebooks`` and a shell in ``<checkout>`` both find ``<checkout>/../shared/data`` — then
+    ``./data``. The search stops two levels up, so a stray ``/tmp/shared`` or ``/shared`` is never picked up.
+    Nothing is created."""
     here = Path(start or Path.cwd()).resolve()
-    candidates = [os.environ.get("RADLIB_DATA")] + [d / "shared" / "data" for d in (here, *here.parents)]
+    candidates = [os.environ.get("RADLIB_DATA")] + [d / "shared" / "data" for d in (here, *here.parents[:2])]
     for c in [*candidates, Path("data")]:
         if c and (Path(c).expanduser() / name).is_dir():
             return Path(c).expanduser()
