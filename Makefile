@@ -18,7 +18,7 @@ CPU_NOTEBOOKS := 00_quickstart 04_opposite_pairs 06_robust_evaluation 09_baselin
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,local]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -35,16 +35,22 @@
 # seconds.
 
 # %% tags=["install"]
-# Colab / fresh machine: install radlib (a no-op where it is already installed). RADLIB_SOURCE is what pip
-# installs: this repository, your fork ("git+https://github.com/<you>/radlib@<branch>"), a zip of a checkout
+# Colab / fresh machine: install radlib with its `colab` extra (torchattacks for 06's cross-check, no JupyterLab);
+# a no-op where radlib is already installed. RADLIB_SOURCE is what pip installs: this repository, your fork
+# ("git+https://github.com/<you>/radlib@<branch>"), a zip of a checkout
 # ("https://github.com/<you>/radlib/archive/refs/heads/main.zip") or a folder ("/content/radlib").
+# Colab forgets trained detectors when the session ends; to keep them, mount Drive and point the cache there:
+#   from google.colab import drive; drive.mount("/content/drive")
+#   import os; os.environ["RADLIB_CACHE"] = "/content/drive/MyDrive/radlib-cache"
 RADLIB_SOURCE = "git+https://github.com/radlib/radlib"
 import importlib.util
+import pathlib
 import subprocess
 import sys
 
 if importlib.util.find_spec("radlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", RADLIB_SOURCE], check=True)
+    src = RADLIB_SOURCE if "://" in RADLIB_SOURCE else pathlib.Path(RADLIB_SOURCE).resolve().as_uri()
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"radlib[colab] @ {src}"], check=True)
 
 # %%
 # %matplotlib inline

@@ -3,12 +3,14 @@ house structure (Colab badge + install first, learning goals, PROFILE switch, as
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import jupytext
 import pytest
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = NB_DIR.parent
 IPYNBS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 PYS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
 
@@ -41,8 +43,9 @@ def test_house_structure(ipynb):
     assert re.search(r"what you will learn", first.source, re.I), "a 'What you will learn' list up front"
     install = cells[1]
     assert install.cell_type == "code" and "pip" in install.source and "install" in install.metadata.get("tags", [])
-    assert re.search(r"^RADLIB_SOURCE = \"", install.source, re.M) and '"install", "-q", RADLIB_SOURCE]' in install.source, \
-        "the install cell installs the one RADLIB_SOURCE variable set at its top (a fork, a zip or a folder)"
+    assert re.search(r"^RADLIB_SOURCE = \"", install.source, re.M) and 'f"radlib[colab] @ {src}"' in install.source, \
+        "the install cell installs the `colab` extra from the one RADLIB_SOURCE variable (a fork, a zip or a folder)"
+    assert "RADLIB_CACHE" in install.source and "drive.mount" in install.source, "say how to keep the cache on Drive"
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
     assert "RADLIB_PROFILE" in code and "get_profile" in code, "a PROFILE switch"
     assert re.search(r"^\s*assert ", code, re.M), "asserted 'what you should see' checks"
@@ -50,3 +53,33 @@ def test_house_structure(ipynb):
     assert re.search(r"what you should see", text, re.I)
     assert re.search(r"exercises", text, re.I)
     assert all(not c.get("outputs") for c in cells if c.cell_type == "code"), "commit notebooks without outputs"
+
+
+# distributions behind the import names the notebooks use (the rest is the standard library or radlib)
+_DIST = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy", "matplotlib": "matplotlib",
+         "seaborn": "seaborn", "umap": "umap-learn", "ipywidgets": "ipywidgets", "tqdm": "tqdm",
+         "sklearn": "scikit-learn", "pandas": "pandas", "PIL": "pillow", "torchattacks": "torchattacks"}
+# a Jupyter kernel, wherever the notebooks run, brings IPython; Colab brings google.colab
+_KERNEL = {"IPython", "google"}
+
+
+def test_colab_install_is_what_the_notebooks_import():
+    """`radlib[colab]` = the base dependencies + the colab extra: every module a notebook imports, and no
+    JupyterLab or jupytext (Colab brings its own Jupyter; they live in the `local` extra)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = lambda req: re.split(r"[<>=!~\[ ;@]", req, maxsplit=1)[0].strip().lower()  # noqa: E731
+    colab = {name(r) for r in project["dependencies"] + project["optional-dependencies"]["colab"]}
+    assert not colab & {"jupyterlab", "jupytext", "notebook", "pytest"}, colab
+    assert {"jupyterlab", "jupytext"} <= {name(r) for r in project["optional-dependencies"]["local"]}
+    imported = set()
+    for ipynb in IPYNBS:
+        for cell in jupytext.read(ipynb).cells:
+            if cell.cell_type == "code":
+                imported |= set(re.findall(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", cell.source, re.M))
+    third_party = imported - set(sys.stdlib_module_names) - {"radlib"} - _KERNEL
+    unknown = third_party - set(_DIST)
+    assert not unknown, f"notebooks import {sorted(unknown)}: add them to _DIST and to the colab install"
+    missing = {_DIST[m] for m in third_party} - colab
+    assert not missing, f"radlib[colab] does not install {sorted(missing)}, which the notebooks import"
