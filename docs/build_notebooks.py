@@ -9,7 +9,9 @@ in ``notebooks/`` stay output-free), and ``--out/TIMES.md`` records each noteboo
 cache folder and the machine, so `notebooks/README.md` can quote measured numbers. Time a cold series with
 ``RADLIB_CACHE=$(mktemp -d) make docs``.
 
-A notebook that fails stops the build with one line naming it and its error, and a non-zero exit.
+A notebook that fails stops the build with one line naming it and its error, and a non-zero exit. So does an
+executed copy that fails ``docs/notebook_checks.py`` (a figure drawn but not shown, a number in the prose that the
+run did not print): one line per problem.
 """
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    sys.path.insert(0, str(ROOT / "docs"))
+    from notebook_checks import check_notebook
+
     notebooks = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         notebooks = [p for p in notebooks if p.name[:2] in set(args.only)]
@@ -88,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - t0
         total += seconds
         nbformat.write(nb, out / path.name)
+        problems = check_notebook(path, nb)
+        if problems:
+            print("\n".join(f"error: {p}" for p in problems), file=sys.stderr, flush=True)
+            if not args.keep_going:
+                return 1
+            failed.append(path.stem)
+            continue
         rows.append((path.stem, seconds))
         print(f"{path.stem:40s} {seconds / 60:5.1f} min", flush=True)
     lines = [f"# Executed notebooks: wall times ({dt.date.today().isoformat()})", "",

@@ -262,3 +262,44 @@ print("checks passed")
 #    detector's AUROC fall?
 # 3. Attack only the normals (`mode="in"`) or only the anomalies (`mode="out"`): which half of the attack hurts more?
 #    (Hint: `attacks[0].replace(mode="in")`; notebook 01 does this step by step.)
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 00.1 · Count pairs** (any profile, under 1 s).
+# Write `pairwise_auroc(scores, labels)`: the AUROC in percent as the fraction of (anomaly, normal) pairs in which
+# the anomaly scores higher, a tie counting 1/2. This is what `radlib.metrics.auroc` computes (with sklearn).
+# Solution: [`solutions/00_quickstart.py`](solutions/00_quickstart.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def pairwise_auroc(scores, labels):
+    """scores: float (N,), higher = more anomalous; labels: (N,) 0 normal / 1 anomaly -> float in [0, 100]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("00.1", pairwise_auroc)
+
+# %% [markdown]
+# **Exercise 00.2 · What an in-attack leaves** (any profile, under 1 s).
+# Write `in_attack_scores(clean, attacked, labels)`: the scores the evaluation sees after an attack that perturbs
+# only the normal images (mode `in`): normals take their attacked score, anomalies keep their clean one. Solution:
+# [`solutions/00_quickstart.py`](solutions/00_quickstart.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def in_attack_scores(clean, attacked, labels):
+    """clean, attacked: float (N,) scores of the clean and of the attacked images; labels: (N,) 0/1 -> float (N,)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("00.2", in_attack_scores)

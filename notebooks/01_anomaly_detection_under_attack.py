@@ -322,3 +322,46 @@ print("checks passed")
 #    plot it with `plot_auroc_vs_eps`: how small an eps already breaks CSI?
 # 4. Which half of the attack hurts more here, in or out? Look at the clean histogram: which group sits
 #    closer to the decision boundary?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 01.1 · AUROC from ranks** (any profile, under 1 s).
+# Write `rank_auroc(scores, labels)` with the Mann-Whitney U statistic: rank all scores (1 = lowest, tied scores
+# share their average rank), U = sum of the anomalies' ranks - n_a (n_a + 1) / 2, AUROC = 100 U / (n_a n_n). It
+# must equal the pair count of notebook 00 exactly, ties included. Solution:
+# [`solutions/01_anomaly_detection_under_attack.py`](solutions/01_anomaly_detection_under_attack.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def rank_auroc(scores, labels):
+    """scores: float (N,); labels: (N,) 0/1 -> float in [0, 100]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("01.1", rank_auroc)
+
+# %% [markdown]
+# **Exercise 01.2 · One PGD step** (any profile, under 1 s).
+# Write `pgd_step(x, grad, x0, eps, alpha, sign)`: one L-inf PGD step on the score, `sign = +1` to raise it (an
+# in-attack on a normal image), `-1` to lower it, then the projection back onto the eps-ball around the clean
+# image `x0` and onto [0, 1]. Solution:
+# [`solutions/01_anomaly_detection_under_attack.py`](solutions/01_anomaly_detection_under_attack.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def pgd_step(x, grad, x0, eps, alpha, sign):
+    """x, grad, x0: float (N, C, H, W), x and x0 in [0, 1]; eps, alpha > 0; sign = +1 or -1 -> float (N, C, H, W)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("01.2", pgd_step)

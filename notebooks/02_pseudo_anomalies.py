@@ -58,6 +58,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from sklearn.decomposition import PCA
 
 import radlib
@@ -169,9 +170,8 @@ for name in ("surfaces", "digits"):
     x = to_float(datasets[name].train.images[:N_SHOW])
     xk, yk = pol.expand(x, generator=g)
     titles = [f"row {r}: k={int(yk[r])}, i={r % N_SHOW}" for r in range(xk.shape[0])]
-    image_grid(xk, titles=titles, ncols=N_SHOW, size=1.7,
-               suptitle=f"{name}: Policy.expand, K={pol.K} chunks x N={N_SHOW} images (label = chunk k)")
-    plt.show()
+    display(image_grid(xk, titles=titles, ncols=N_SHOW, size=1.7,
+                       suptitle=f"{name}: Policy.expand, K={pol.K} chunks x N={N_SHOW} images (label = chunk k)"))
 
 # %% [markdown]
 # ## 4 · Where pseudo-anomalies land in feature space
@@ -273,10 +273,9 @@ for label, sel in (("rejected (still look normal)", ~keep_mask), ("kept (look an
         print(f"no candidate {label}: nothing to show")
         continue
     d = gauss.distance(features(candidates[idx])).numpy()
-    image_grid(torch.cat([x_train[idx], candidates[idx]]), ncols=len(idx), size=1.5,
-               titles=[f"normal #{int(i)}" for i in idx] + [f"d={v:.1f}" for v in d],
-               suptitle=f"{label}: normal image (top) and its pseudo-anomaly (bottom, d = distance)")
-    plt.show()
+    display(image_grid(torch.cat([x_train[idx], candidates[idx]]), ncols=len(idx), size=1.5,
+                       titles=[f"normal #{int(i)}" for i in idx] + [f"d={v:.1f}" for v in d],
+                       suptitle=f"{label}: normal image (top) and its pseudo-anomaly (bottom, d = distance)"))
 
 # %% [markdown]
 # ### What you should see
@@ -331,3 +330,44 @@ print("checks passed")
 # 3. In section 4, which pseudo-anomaly lands nearest to the real anomalies? Does it match the transform you
 #    would have guessed from the defects in notebook 01?
 # 4. Rotate a `surfaces` image by 90°: is it anomalous? Explain why `policy_for("surfaces")` uses no rotation.
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 02.1 · The labels of `Policy.expand`** (any profile, under 1 s).
+# Write `chunk_labels(n_images, K)`: the (K*N,) int64 labels that `Policy.expand` returns for N images and K
+# transforms (chunk-major: row k*N + i is transform k of image i). Solution:
+# [`solutions/02_pseudo_anomalies.py`](solutions/02_pseudo_anomalies.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def chunk_labels(n_images, K):
+    """n_images = N >= 1, K >= 1 -> int64 (K*N,)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("02.1", chunk_labels)
+
+# %% [markdown]
+# **Exercise 02.2 · Rotate each image its own way** (any profile, under 1 s).
+# Write `rotate_each(x, k)`: rotate image n by `k[n]` quarter turns counter-clockwise (taken mod 4, so -1 is three
+# turns), as `radlib.pseudo_anomaly.rotate(x, k)` does for a tensor k. Solution:
+# [`solutions/02_pseudo_anomalies.py`](solutions/02_pseudo_anomalies.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def rotate_each(x, k):
+    """x: float (N, C, H, H); k: int64 (N,) -> float (N, C, H, H)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("02.2", rotate_each)

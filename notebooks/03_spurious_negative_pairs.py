@@ -371,3 +371,46 @@ print("checks passed")
 #    positives. Add it as a third variant to section 4.
 # 4. Shrink the batch (B = 4, 8, 16, ...): with fewer spurious negatives per anchor, does the standard loss's
 #    step get closer to the without-spurious one?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 03.1 · Count the pairs of a COBRA batch** (any profile, under 1 s).
+# Write `pair_kind_counts(N, K, V)`: for N images, K transform groups and V views (M = V*K*N rows), the number of
+# ordered pairs (a, b), a != b, of each kind: `positive` (same image and group, other view), `opposite` (same
+# image, other group), `spurious_negative` (other image, same group), `negative` (other image, other group).
+# Closed formulas are enough. Solution:
+# [`solutions/03_spurious_negative_pairs.py`](solutions/03_spurious_negative_pairs.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def pair_kind_counts(N, K, V):
+    """N, K, V >= 1 -> dict with the four keys, int values."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("03.1", pair_kind_counts)
+
+# %% [markdown]
+# **Exercise 03.2 · The spurious-negative mask** (any profile, under 1 s).
+# Write `spurious_mask(N, K, V)`: the (M, M) bool matrix, True where rows a and b are a spurious negative pair, in
+# the canonical layout row = v*K*N + k*N + i. Solution:
+# [`solutions/03_spurious_negative_pairs.py`](solutions/03_spurious_negative_pairs.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def spurious_mask(N, K, V):
+    """N, K, V >= 1 -> bool (M, M), M = V*K*N."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("03.2", spurious_mask)

@@ -346,3 +346,44 @@ print("checks passed")
 #    first steps' loss values (hint: `radlib.train.TrainingDiverged`).
 # 4. Use `opposite_pair_loss(..., include_anomaly_pairs=True)` on a K=4 rotation policy (`digits`): what happens
 #    to the cosines between *different* pseudo-anomalies of the same image?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 04.1 · All cosines at once** (any profile, under 1 s).
+# Write `cosine_matrix(z)`: the (M, M) matrix of cosine similarities of the rows of z, with one matrix product.
+# Solution: [`solutions/04_opposite_pairs.py`](solutions/04_opposite_pairs.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def cosine_matrix(z):
+    """z: float (M, d) -> float (M, M) in [-1, 1]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("04.1", cosine_matrix)
+
+# %% [markdown]
+# **Exercise 04.2 · The opposite-pair term** (any profile, under 1 s).
+# Write `opposite_term(z, V, K)`: COBRA's bounded opposite-pair term as radlib writes it (margin 0, t = 0.1):
+# within each view, the cosine of each normal projection (k = 0) with each of its own pseudo-anomalies (k >= 1),
+# then the mean of t * softplus(cos / t) over all these pairs. Solution:
+# [`solutions/04_opposite_pairs.py`](solutions/04_opposite_pairs.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def opposite_term(z, V, K):
+    """z: float (V*K*N, d) in the canonical layout; V, K >= 1 -> scalar."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("04.2", opposite_term)

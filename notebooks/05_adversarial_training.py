@@ -322,3 +322,44 @@ print("checks passed")
 # 4. Write an `on_epoch_end` callback that computes the clean AUROC of the current model on a few test images
 #    every epoch (hint: `radlib.pipeline.fit_score` needs a `TrainResult`; `radlib.score.EnsembleScore.fit`
 #    takes a model).
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 05.1 · PGD's random start** (any profile, under 1 s).
+# Write `random_start(x, eps, generator)`: a start uniform in the L-inf eps-ball around x (each pixel moved by a
+# value drawn uniformly from [-eps, eps] with `generator`), clipped to [0, 1]. The same generator seed must give
+# the same start. Solution: [`solutions/05_adversarial_training.py`](solutions/05_adversarial_training.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def random_start(x, eps, generator):
+    """x: float (N, C, H, W) in [0, 1]; eps > 0; generator: torch.Generator -> float (N, C, H, W)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("05.1", random_start)
+
+# %% [markdown]
+# **Exercise 05.2 · The learning-rate schedule** (any profile, under 1 s).
+# Write `lr_factor(step, total, warmup)`: the factor radlib's training multiplies the learning rate by: linear
+# from 0.1 to 1 over the first `warmup` steps, then half a cosine from 1 to 0 at step `total`. Solution:
+# [`solutions/05_adversarial_training.py`](solutions/05_adversarial_training.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def lr_factor(step, total, warmup):
+    """0 <= step <= total, 0 <= warmup < total -> float in [0, 1]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("05.2", lr_factor)

@@ -478,3 +478,45 @@ print("checks passed")
 #    radius `eps * sqrt(D)`): how much looser is it than `knn.bounds`, and why is an L-inf ball so costly for it?
 # 6. Which attack decides the worst case? `cobra_std.attacks[-1].protocol["worst_by"]` counts, per attack, the test
 #    images it was the worst for. Raise `QUERIES` to 1,000 (minutes on a CPU): does Square ever win on COBRA?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 06.1 · The worst case over attacks** (any profile, under 1 s).
+# Write `worst_case_scores(attacked, labels)`: given the scores of A attacks on the same N images, the per-image
+# worst case for the defender: each normal at its highest attacked score, each anomaly at its lowest. Its AUROC is
+# at most each attack's. Solution: [`solutions/06_robust_evaluation.py`](solutions/06_robust_evaluation.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def worst_case_scores(attacked, labels):
+    """attacked: float (A, N); labels: (N,) 0/1 -> float (N,)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("06.1", worst_case_scores)
+
+# %% [markdown]
+# **Exercise 06.2 · A certified AUROC** (any profile, under 1 s).
+# Write `certified_from_bounds(lower, upper, labels)`: given, for each image, bounds that no attack in the ball
+# can push its score past, the AUROC (percent, ties 1/2) of the worst case those bounds allow. No attack can do
+# worse: this number is certified. Solution:
+# [`solutions/06_robust_evaluation.py`](solutions/06_robust_evaluation.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def certified_from_bounds(lower, upper, labels):
+    """lower, upper: float (N,), lower <= upper; labels: (N,) 0/1 -> float in [0, 100]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("06.2", certified_from_bounds)

@@ -110,7 +110,7 @@ print(f"{len(x_normal)} normal · {len(x_pseudo)} pseudo-anomalies · {len(x_ano
 fig = image_grid(torch.cat([x_normal[:4], x_pseudo[:4], x_anomaly[:4]]),
                  titles=["normal"] * 4 + ["pseudo-anomaly"] * 4 + ["real anomaly"] * 4, ncols=4,
                  suptitle="The three groups (rows): normal, pseudo-anomaly of the same normals, real anomaly")
-plt.show()
+display(fig)
 
 # %% [markdown]
 # ## 2 · Train CSI and COBRA, keeping snapshots for the checkpoint slider
@@ -312,3 +312,44 @@ print("checks passed")
 #    the slider shows.
 # 5. Add `cobra_no_opposite` as a third method: does dropping the opposite-pair term change how close the
 #    pseudo-anomalies sit to the normals?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 07.1 · How far did the attack move each point?** (any profile, under 1 s).
+# Write `cosine_shift(clean, attacked)`: per image, 1 - cos between its clean and its attacked projection (the
+# shift this notebook reports, measured in the space the model works in, not on the 2-D map). Solution:
+# [`solutions/07_interactive_embeddings.py`](solutions/07_interactive_embeddings.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def cosine_shift(clean, attacked):
+    """clean, attacked: float (N, d) -> float (N,) in [0, 2]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("07.1", cosine_shift)
+
+# %% [markdown]
+# **Exercise 07.2 · The class gap** (any profile, under 1 s).
+# Write `class_gap(normal, anomaly)`: 1 - cos between the centroids of the unit-normalised normal and anomaly
+# features: the scale a shift is compared with. Solution:
+# [`solutions/07_interactive_embeddings.py`](solutions/07_interactive_embeddings.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def class_gap(normal, anomaly):
+    """normal: float (N1, d); anomaly: float (N2, d) -> scalar in [0, 2]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("07.2", class_gap)

@@ -433,3 +433,44 @@ print("checks passed")
 #    (screw, transistor)? Relate it to the pseudo-anomaly policy (CutPaste) of notebook 02.
 # 4. Train COBRA at 224 px on one MVTec category (`IMAGE_SIZE = 224`, `eps = 4/255`) and compare with the
 #    paper's MVTec average (89.1 clean / 75.1 attacked, 100 epochs, PGD-1000).
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 08.1 · Where does the attack put its energy?** (any profile, under 1 s).
+# Write `energy_in_mask(delta, mask)`: per image, the share of the perturbation's energy (sum of delta squared
+# over channels and pixels) that falls inside the defect mask. Solution:
+# [`solutions/08_industrial_inspection.py`](solutions/08_industrial_inspection.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def energy_in_mask(delta, mask):
+    """delta: float (N, C, H, W); mask: bool (N, 1, H, W) -> float (N,) in [0, 1]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("08.1", energy_in_mask)
+
+# %% [markdown]
+# **Exercise 08.2 · The pixel bar** (any profile, under 1 s).
+# Write `pixel_knn(test, train, k)`: the model-free score every robust number in this series stands beside: the
+# mean Euclidean distance from each flattened test image to its k nearest flattened training images. Solution:
+# [`solutions/08_industrial_inspection.py`](solutions/08_industrial_inspection.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def pixel_knn(test, train, k):
+    """test: float (N, C, H, W); train: float (M, C, H, W); 1 <= k <= M -> float (N,) >= 0."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("08.2", pixel_knn)

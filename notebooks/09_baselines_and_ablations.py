@@ -339,3 +339,44 @@ print("checks passed")
 #    `"knn"`, and the other way round): how much of the gap between rows is the *score*, not the training?
 #    (Hint: the cache makes this cheap — only the score is fitted again, the weights are loaded.)
 # 4. Replace PGD by APGD (`attacks[0].replace(method="apgd")`) for every row: does the ordering change?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 09.1 · Mean and spread over seeds** (any profile, under 1 s).
+# Write `mean_sd(values)`: the mean and the *sample* standard deviation (divide by n - 1; one value has spread 0)
+# that every mean +- sd in this notebook reports. Solution:
+# [`solutions/09_baselines_and_ablations.py`](solutions/09_baselines_and_ablations.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def mean_sd(values):
+    """values: list of floats, length >= 1 -> (mean, sd)."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("09.1", mean_sd)
+
+# %% [markdown]
+# **Exercise 09.2 · The feature kNN score** (any profile, under 1 s).
+# Write `knn_cosine_score(queries, bank, k)`: the score the `cpu` profile uses on the penultimate features: the
+# mean cosine distance (1 - cos) of each query to its k most similar training features. Solution:
+# [`solutions/09_baselines_and_ablations.py`](solutions/09_baselines_and_ablations.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def knn_cosine_score(queries, bank, k):
+    """queries: float (N, d); bank: float (M, d); 1 <= k <= M -> float (N,) in [0, 2]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("09.2", knn_cosine_score)

@@ -265,3 +265,45 @@ print("checks passed")
 #    `P.kept` sets.)
 # 4. Make two classes normal (`load_data("digits", "0,1", ...)`) and contaminate: does the learning bias still
 #    hold when the normal data have two modes?
+
+# %% [markdown]
+# ### Exercises that check themselves
+# Fill in the `# your code` gap and run the cell: `check_exercise` compares your function with radlib's on
+# random inputs and says *correct*, or what differs. Until you fill it in, the cell only says so.
+
+# %% [markdown]
+# **Exercise 10.1 · Grade the filter** (any profile, under 1 s).
+# Write `precision_recall(dropped, contaminated)`: the dropped images seen as a detector of the injected
+# anomalies: precision = share of the dropped that were injected, recall = share of the injected that were dropped
+# (percent; 0 for an empty set). Solution:
+# [`solutions/10_contaminated_training_data.py`](solutions/10_contaminated_training_data.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def precision_recall(dropped, contaminated):
+    """dropped: int64 (D,) indices; contaminated: bool (N,) -> (precision, recall) in [0, 100]."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("10.1", precision_recall)
+
+# %% [markdown]
+# **Exercise 10.2 · What a purification keeps** (any profile, under 1 s).
+# Write `keep_lowest(scores, keep)`: the sorted indices of the images a purification keeps: the int(keep * N) (at
+# least one) with the lowest purification score. Solution:
+# [`solutions/10_contaminated_training_data.py`](solutions/10_contaminated_training_data.py).
+
+# %%
+from radlib.exercises import check_exercise
+
+
+def keep_lowest(scores, keep):
+    """scores: float (N,), distinct; 0 < keep <= 1 -> int64 sorted indices."""
+    # your code
+    raise NotImplementedError
+
+
+check_exercise("10.2", keep_lowest)

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _SUBMODULES = ("data", "images", "pseudo_anomaly", "augment", "models", "features", "losses", "attacks", "methods",
                "config", "train", "knn", "gaussian", "score", "metrics", "specs", "results", "evaluate", "checks",
                "certify", "embed", "pipeline", "viz", "optim", "profiles", "device", "checkpoint", "cache", "purify",
-               "reference", "record", "validate")
+               "reference", "record", "validate", "exercises")
 
 __all__ = ["__version__", *_SUBMODULES]
 
