@@ -173,11 +173,33 @@ def test_explorer_draws_the_filtered_points():
     assert _scatter_count(fig) == 3
     assert not any(isinstance(c, LineCollection) for c in fig.axes[0].collections)
     assert ex.mask(groups=[]).sum() == 0
-    # draw() does not change the state; axis limits are the same in every state
+    # draw() does not change the state
     before = dict(ex.state)
     f2 = ex.draw(method="cobra", groups=ex.groups)
     assert ex.state == before and _scatter_count(f2) == 7
-    assert f2.axes[0].get_xlim() == fig.axes[0].get_xlim()
+
+
+def test_explorer_axis_limits_per_view():
+    """limits="view": the frame holds the points of the shown method and checkpoint, clean and attacked alike
+    (toggling the state keeps it), and nothing else; limits="all": one frame for every view."""
+    coords, table = _table()
+    coords[np.asarray(table["checkpoint"]) == 1] *= 50  # an early checkpoint spread far out
+    ex = EmbeddingExplorer(coords, table)
+    view = (np.asarray(table["method"]) == "cobra") & (np.asarray(table["checkpoint"]) == 2)
+    lo, hi = coords[view].min(0), coords[view].max(0)
+    pad = (hi - lo) * 0.06
+    clean = ex.draw(method="cobra", checkpoint=2, state="clean").axes[0]
+    attacked = ex.draw(method="cobra", checkpoint=2, state="attacked").axes[0]
+    assert np.allclose(clean.get_xlim(), (lo[0] - pad[0], hi[0] + pad[0]))
+    assert np.allclose(clean.get_ylim(), (lo[1] - pad[1], hi[1] + pad[1]))
+    assert clean.get_xlim() == attacked.get_xlim() and clean.get_ylim() == attacked.get_ylim()
+    early = ex.draw(method="cobra", checkpoint=1).axes[0]
+    assert early.get_xlim()[1] - early.get_xlim()[0] > 10 * (clean.get_xlim()[1] - clean.get_xlim()[0])
+    one = EmbeddingExplorer(coords, table, limits="all")
+    a, b = one.draw(method="cobra", checkpoint=2).axes[0], one.draw(method="csi", checkpoint=1).axes[0]
+    assert a.get_xlim() == b.get_xlim() and a.get_xlim()[0] <= coords[:, 0].min()
+    with pytest.raises(ValueError, match="^limits must be 'view' or 'all', got 'fixed'$"):
+        EmbeddingExplorer(coords, table, limits="fixed")
 
 
 def test_explorer_widget_callback_without_frontend():

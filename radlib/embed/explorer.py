@@ -30,6 +30,10 @@ class EmbeddingExplorer:
         axis_label: axis names are ``f"{axis_label}-1"`` / ``f"{axis_label}-2"`` ("UMAP" or "PCA").
         title: prefix of every figure title.
         figsize: of the drawn figure.
+        limits: ``"view"`` (default): the axes fit the points of the shown method and checkpoint, clean and
+            attacked together, so switching between clean and attacked keeps the frame (shifts stay comparable)
+            while an early checkpoint's spread-out points do not squash a trained one's clusters; ``"all"``: one
+            frame for every view.
 
     Use ``explorer.widget`` (the ipywidgets container) in a notebook; ``explorer.update(state="attacked")``
     changes controls and re-draws (returns the Figure); ``explorer.draw(**state)`` draws without touching the
@@ -37,7 +41,10 @@ class EmbeddingExplorer:
     """
 
     def __init__(self, coords: Any, table: Mapping[str, Any], *, axis_label: str = "UMAP", title: str = "",
-                 figsize: tuple[float, float] = (6.4, 5.2), group_order: Sequence[str] | None = None) -> None:
+                 figsize: tuple[float, float] = (6.4, 5.2), group_order: Sequence[str] | None = None,
+                 limits: str = "view") -> None:
+        if limits not in ("view", "all"):
+            raise ValueError(f"limits must be 'view' or 'all', got {limits!r}")
         xy = coords.detach().cpu().numpy() if isinstance(coords, torch.Tensor) else np.asarray(coords)
         if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] == 0:
             raise ValueError(f"coords must be (N, 2) with N >= 1, got shape {xy.shape}")
@@ -69,9 +76,8 @@ class EmbeddingExplorer:
                     raise ValueError(f"field {f!r} has no selectable value")
                 self.options[f] = vals
         self.styles = self._styles()
-        lo, hi = self.coords.min(0), self.coords.max(0)
-        pad = np.maximum(hi - lo, 1e-6) * 0.06
-        self.limits = (lo - pad, hi + pad)  # fixed axes: points move, the frame does not
+        self.limit_mode = limits
+        self.limits = self._frame(np.ones(n, dtype=bool))  # every point: the frame of limits="all"
         self.state: dict[str, Any] = {f: (opts[-1] if f == "checkpoint" else opts[0])
                                       for f, opts in self.options.items()}
         self.state["groups"] = self.groups
@@ -118,6 +124,22 @@ class EmbeddingExplorer:
         return m
 
     # ------------------------------------------------------------------ drawing
+    def _frame(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.coords[sel].min(0), self.coords[sel].max(0)
+        pad = np.maximum(hi - lo, 1e-6) * 0.06
+        return lo - pad, hi + pad
+
+    def view_limits(self, **state: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) corners of the axes for ``state``: the points of its method and checkpoint in every
+        state and group (``limits="view"``), or of all points (``limits="all"``)."""
+        full = self._resolve(state)
+        sel = np.ones(len(self.coords), dtype=bool)
+        if self.limit_mode == "view":
+            for f in ("method", "checkpoint"):
+                if f in self.options:
+                    sel &= self.table[f] == full[f]
+        return self._frame(sel)
+
     def _shift_segments(self, full: dict[str, Any], shown: np.ndarray) -> np.ndarray:
         """Lines from each shown attacked point to the clean point of the same image (same method, checkpoint)."""
         if full.get("state") in (None, "clean") or "index" not in self.table:
@@ -166,8 +188,9 @@ class EmbeddingExplorer:
             colour, marker = self.styles[g]
             ax.scatter(self.coords[sel, 0], self.coords[sel, 1], s=18, c=colour, marker=marker, alpha=0.75,
                        linewidths=0, label=f"{g} ({int(sel.sum())})", gid=g, zorder=2)
-        ax.set_xlim(self.limits[0][0], self.limits[1][0])
-        ax.set_ylim(self.limits[0][1], self.limits[1][1])
+        lo, hi = self.view_limits(**full)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
         ax.set_xlabel(f"{self.axis_label}-1")
         ax.set_ylabel(f"{self.axis_label}-2")
         head = f"{self.title}: " if self.title else ""
