@@ -159,7 +159,7 @@ print("attack:", attacks[0].describe())
 # movement that is only an artefact of the fit. One fit = one coordinate system for every widget state.
 
 # %%
-sets = []
+sets, point_images = [], []  # point_images: the image of every point, in the order of the points
 for method, (res, ev) in runs.items():
     adv = ev[attacks[0].name].adversarial
     adv_normal, adv_anomaly = adv[test.labels == 0], adv[test.labels == 1]
@@ -167,10 +167,11 @@ for method, (res, ev) in runs.items():
     for epoch, state in snapshots[method].items():
         net.load_state_dict(state)
         meta = dict(method=method, checkpoint=epoch)
-        sets += [collect_embeddings(net, {"normal": x_normal, "real anomaly": x_anomaly}, state="clean", **meta),
-                 collect_embeddings(net, {"pseudo-anomaly": x_pseudo}, state=ANY_STATE, **meta),
-                 collect_embeddings(net, {"normal": adv_normal, "real anomaly": adv_anomaly}, state="attacked",
-                                    **meta)]
+        for groups, st in (({"normal": x_normal, "real anomaly": x_anomaly}, "clean"),
+                           ({"pseudo-anomaly": x_pseudo}, ANY_STATE),
+                           ({"normal": adv_normal, "real anomaly": adv_anomaly}, "attacked")):
+            sets.append(collect_embeddings(net, groups, state=st, **meta))
+            point_images += list(groups.values())  # the same tensors at every checkpoint: no copies
 emb = EmbeddingSet.concat(sets)
 
 t0 = time.perf_counter()
@@ -178,7 +179,7 @@ coords = fit_embedding(emb, method=MAP_METHOD, n_neighbors=15, min_dist=0.1, see
 print(f"{len(emb)} points of dimension {emb.features.shape[1]} -> 2-D by {AXIS} in {time.perf_counter() - t0:.1f} s")
 
 explorer = EmbeddingExplorer.from_set(emb, coords, axis_label=AXIS, title="projection space",
-                                      group_order=("normal", "pseudo-anomaly", "real anomaly"))
+                                      group_order=("normal", "pseudo-anomaly", "real anomaly"), images=point_images)
 last = max(snapshots["cobra"])  # the trained detector
 
 # %% [markdown]
@@ -196,12 +197,21 @@ plt.show()
 
 # %% [markdown]
 # ## 5 · Explore it yourself
-# Slide through the epochs, switch between clean and attacked images, hide groups, swap the method. The callback
-# only re-draws cached coordinates (nothing is recomputed), so it is instant. Without a live kernel (e.g. on
-# GitHub) the widget does not render: section 4 shows the same panels statically.
+# Slide through the epochs, switch between clean and attacked images, hide groups, swap the method; **click or
+# hover over a point** to see its image beside the map (an attacked image is the one the detector saw). Each view
+# is framed on its own points, so an early epoch's spread does not squash the trained clusters. The callback only
+# re-draws cached coordinates (nothing is recomputed), so it is instant. Without a live kernel (e.g. on GitHub)
+# the widget does not render: section 4 shows the same panels statically. Pointing uses ipympl, matplotlib's
+# widget canvas; on Colab the cell first turns on Colab's widget manager.
 
 # %%
+try:  # Colab renders third-party widgets (the ipympl canvas) only with its custom widget manager
+    from google.colab import output as colab_output
+    colab_output.enable_custom_widget_manager()
+except ImportError:
+    pass
 display(explorer.widget)
+explorer.show_point(int(np.flatnonzero(explorer.mask())[0]))  # start with one image in the panel
 
 # %% [markdown]
 # ## 6 · How far does the attack move the images, measured in feature space?
@@ -282,6 +292,11 @@ for method, (res, ev) in runs.items():
     assert ev.robust_auroc <= ev.clean_auroc + 1.0, f"{method}: the attack raised the AUROC"
     adv = ev[attacks[0].name].adversarial
     assert (adv - to_float(test.images)).abs().max() <= attacks[0].eps + 1e-5
+
+# the panel shows the point under the pointer, with its very pixels (the first clean normal image, here)
+first = int(np.flatnonzero(explorer.mask())[0])
+assert explorer.selected == first == explorer.point_at(*explorer.coords[first])
+assert explorer.table["group"][first] == "normal" and torch.allclose(explorer.image(first), x_normal[0])
 
 # the widget's callback, called directly (no frontend): it draws exactly the filtered points
 fig = explorer.update(method="csi", state="attacked", checkpoint=last)

@@ -1,6 +1,8 @@
 """Tests of radlib.embed: embedding bookkeeping, the 2-D map, and the explorer's callback (no frontend)."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -214,6 +216,83 @@ def test_explorer_widget_callback_without_frontend():
     assert ex.state["groups"] == ("normal", "pseudo-anomaly") and _scatter_count(ex.last_figure) == 5
     ex.update(method="cobra", checkpoint=1)
     assert ex._controls["method"].value == "cobra" and ex._controls["checkpoint"].value == 1
+
+
+def _click(ex, i, name="button_press_event", offset=(0.0, 0.0)):
+    """A real matplotlib mouse event on the explorer's canvas, at point i's position on the screen (+ offset px)."""
+    from matplotlib.backend_bases import MouseEvent
+
+    canvas = ex._canvas
+    canvas.draw()
+    ax = canvas.figure.axes[0]
+    x, y = ax.transData.transform(ex.coords[i])
+    MouseEvent(name, canvas, x + offset[0], y + offset[1], button=1 if name == "button_press_event" else None
+               )._process()
+
+
+def test_explorer_pointing_shows_the_image():
+    """Click (or hover within 8 px) on a point: the panel beside the map shows that point's image (PNG of the very
+    pixels) and fields, and the map rings it; a point that is not shown cannot be picked."""
+    pytest.importorskip("ipympl")
+    from PIL import Image
+
+    coords, table = _table()
+    n = len(coords)
+    images = torch.rand(n, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    images[:, :, 0, 0] = torch.arange(n).float().view(-1, 1) / 255  # each image tells its point index
+    ex = EmbeddingExplorer(coords, table, images=[images[:7], images[7:]])  # rows split over two tensors
+    ex.widget
+    assert ex._canvas is not None, "with ipympl installed the map is an interactive canvas"
+    target = int(np.flatnonzero(ex.mask(method="cobra", checkpoint=2, state="attacked"))[4])
+    ex.update(method="cobra", checkpoint=2, state="attacked")
+    _click(ex, target)
+    assert ex.selected == target
+    image, label = ex._panel
+    png = np.asarray(Image.open(io.BytesIO(image.value)))
+    assert png.shape == (160, 160, 3), "enlarged x32 with nearest neighbours"
+    expected = (images[target] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert np.array_equal(png[::32, ::32], expected) and int(png[0, 0, 0]) == target
+    assert label.value == ex.describe_point(target) and "cobra" in label.value and "attacked" in label.value
+    ring = [c for c in ex.last_figure.axes[0].collections if c.get_gid() == "selected"]
+    assert len(ring) == 1 and np.allclose(ring[0].get_offsets()[0], coords[target])
+    other = int(np.flatnonzero(ex.mask())[0])
+    _click(ex, other, "motion_notify_event", offset=(30.0, 0.0))  # hovering 30 px away: nothing
+    assert ex.selected == target
+    _click(ex, other, "motion_notify_event", offset=(3.0, -2.0))  # within 8 px: that point
+    assert ex.selected == other and int(np.asarray(Image.open(io.BytesIO(image.value)))[0, 0, 0]) == other
+    hidden = int(np.flatnonzero(~ex.mask())[0])
+    assert ex.point_at(*coords[hidden]) != hidden
+    ex.update(method="csi")  # the selected point is not in this view any more
+    assert ex.selected is None
+    assert torch.allclose(ex.image(9), images[9]) and ex.image(9).shape == (3, 5, 5)
+
+
+def test_explorer_without_ipympl_or_images(monkeypatch):
+    import builtins
+
+    coords, table = _table()
+    real_import = builtins.__import__
+
+    def no_ipympl(name, *args, **kwargs):
+        if name.startswith("ipympl"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ipympl)
+    ex = EmbeddingExplorer(coords, table, images=torch.zeros(len(coords), 1, 4, 4, dtype=torch.uint8))
+    ex.widget
+    assert ex._canvas is None and ex.last_figure is not None  # static pictures in an Output
+    ex.show_point(3)
+    assert ex._panel[1].value == ex.describe_point(3) and ex._panel[0].value[:4] == b"\x89PNG"
+    plain = EmbeddingExplorer(coords, table)
+    with pytest.raises(ValueError, match=r"^this explorer has no images \(pass images= when you build it\)$"):
+        plain.image(0)
+    with pytest.raises(ValueError, match=f"^images hold 3 rows for {len(coords)} points$"):
+        EmbeddingExplorer(coords, table, images=torch.zeros(3, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"^images must be \(n, C, H, W\) tensors with C = 1 or 3, got \(4, 4\)$"):
+        EmbeddingExplorer(coords, table, images=[torch.zeros(4, 4)])
+    with pytest.raises(IndexError, match=f"^point {len(coords)} is not in 0..{len(coords) - 1}$"):
+        ex.image(len(coords))
 
 
 def test_explorer_from_set_and_bad_inputs(model):

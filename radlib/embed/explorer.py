@@ -1,8 +1,13 @@
 """The interactive embedding view: cached 2-D coordinates, re-drawn by ipywidgets controls (and without a
-frontend, for CI).
+frontend, for CI); click or hover over a point to see its image beside the map.
+
+Pointing needs an interactive canvas: ipympl (matplotlib's Jupyter widget backend, a base dependency; in
+JupyterLab it works as installed, on Colab after ``google.colab.output.enable_custom_widget_manager()``). Without
+ipympl the map is a static picture and the image panel follows ``explorer.show_point(i)``.
 """
 from __future__ import annotations
 
+import io
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -30,6 +35,9 @@ class EmbeddingExplorer:
         axis_label: axis names are ``f"{axis_label}-1"`` / ``f"{axis_label}-2"`` ("UMAP" or "PCA").
         title: prefix of every figure title.
         figsize: of the drawn figure.
+        images: the image of every point, in point order, for the panel beside the map: one tensor (N, C, H, W)
+            or a list of tensors whose rows add up to N (e.g. one per :func:`collect_embeddings` group, so the
+            clean images shared by every checkpoint are not copied); uint8 or float in [0, 1]. None: no panel.
         limits: ``"view"`` (default): the axes fit the points of the shown method and checkpoint, clean and
             attacked together, so switching between clean and attacked keeps the frame (shifts stay comparable)
             while an early checkpoint's spread-out points do not squash a trained one's clusters; ``"all"``: one
@@ -42,7 +50,7 @@ class EmbeddingExplorer:
 
     def __init__(self, coords: Any, table: Mapping[str, Any], *, axis_label: str = "UMAP", title: str = "",
                  figsize: tuple[float, float] = (6.4, 5.2), group_order: Sequence[str] | None = None,
-                 limits: str = "view") -> None:
+                 limits: str = "view", images: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
         if limits not in ("view", "all"):
             raise ValueError(f"limits must be 'view' or 'all', got {limits!r}")
         xy = coords.detach().cpu().numpy() if isinstance(coords, torch.Tensor) else np.asarray(coords)
@@ -77,6 +85,8 @@ class EmbeddingExplorer:
                 self.options[f] = vals
         self.styles = self._styles()
         self.limit_mode = limits
+        self._image_parts, self._image_starts = self._check_images(images, n)
+        self.selected: int | None = None
         self.limits = self._frame(np.ones(n, dtype=bool))  # every point: the frame of limits="all"
         self.state: dict[str, Any] = {f: (opts[-1] if f == "checkpoint" else opts[0])
                                       for f, opts in self.options.items()}
@@ -86,6 +96,8 @@ class EmbeddingExplorer:
         self.n_shown = 0
         self._suspend = False
         self._widget = None
+        self._canvas: Any = None  # the ipympl canvas, when the widget is interactive
+        self._panel: tuple[Any, Any] | None = None  # (image widget, label) beside the map
 
     # ------------------------------------------------------------------ state
     def _styles(self) -> dict[str, tuple[str, str]]:
@@ -122,6 +134,84 @@ class EmbeddingExplorer:
                 sel = sel | (col == ANY_STATE)
             m &= sel
         return m
+
+    @staticmethod
+    def _check_images(images: Any, n: int) -> tuple[list[torch.Tensor], np.ndarray]:
+        if images is None:
+            return [], np.zeros(0, dtype=np.int64)
+        parts = [images] if isinstance(images, torch.Tensor) else list(images)
+        for t in parts:
+            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] not in (1, 3):
+                raise ValueError("images must be (n, C, H, W) tensors with C = 1 or 3, got "
+                                 f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+        total = sum(int(t.shape[0]) for t in parts)
+        if total != n:
+            raise ValueError(f"images hold {total} rows for {n} points")
+        return parts, np.cumsum([0] + [int(t.shape[0]) for t in parts])
+
+    # ------------------------------------------------------------------ pointing
+    def image(self, i: int) -> torch.Tensor:
+        """The image of point ``i``: float (C, H, W) in [0, 1]."""
+        if not self._image_parts:
+            raise ValueError("this explorer has no images (pass images= when you build it)")
+        if not 0 <= i < len(self.coords):
+            raise IndexError(f"point {i} is not in 0..{len(self.coords) - 1}")
+        part = int(np.searchsorted(self._image_starts, i, side="right")) - 1
+        img = self._image_parts[part][i - int(self._image_starts[part])].detach().cpu()
+        return img.float() / 255.0 if img.dtype == torch.uint8 else img.float().clamp(0, 1)
+
+    def point_at(self, x: float, y: float, **state: Any) -> int | None:
+        """The shown point (of ``state``) nearest to the map position (x, y), or None when nothing is shown."""
+        shown = np.flatnonzero(self.mask(**state))
+        if not len(shown):
+            return None
+        d = ((self.coords[shown] - np.array([x, y])) ** 2).sum(1)
+        return int(shown[int(d.argmin())])
+
+    def describe_point(self, i: int) -> str:
+        """One line: the group and fields of point ``i``."""
+        fields = [str(self.table["group"][i])] + [f"{k} {self.table[k][i]}" for k in (*_FIELDS, "index")
+                                                  if k in self.table]
+        return f"point {i}: " + " · ".join(fields)
+
+    def png(self, i: int, size: int = 160) -> bytes:
+        """Point ``i``'s image as PNG bytes, enlarged to ``size`` px with nearest-neighbour (pixels as they are)."""
+        from PIL import Image
+
+        img = (self.image(i) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
+        scale = max(1, size // max(pil.size))
+        buf = io.BytesIO()
+        pil.resize((pil.size[0] * scale, pil.size[1] * scale), Image.NEAREST).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def show_point(self, i: int | None) -> None:
+        """Select point ``i``: the image panel shows its image and fields, the map rings it (None clears)."""
+        self.selected = i
+        if self._widget is not None and self._panel is not None:
+            image, label = self._panel
+            if i is None:
+                label.value = "click or hover over a point"
+            else:
+                label.value = self.describe_point(i)
+                if self._image_parts:
+                    image.value = self.png(i)
+        if self._canvas is not None:
+            self._redraw_canvas()
+
+    def _on_pointer(self, event: Any) -> None:
+        if event.inaxes is None or event.xdata is None:
+            return
+        i = self.point_at(event.xdata, event.ydata)
+        if i is None:
+            return
+        if event.name == "motion_notify_event":  # hover: only within ~8 px of the point
+            px = event.inaxes.transData.transform(self.coords[i])
+            if np.hypot(px[0] - event.x, px[1] - event.y) > 8:
+                return
+            if i == self.selected:
+                return
+        self.show_point(i)
 
     # ------------------------------------------------------------------ drawing
     def _frame(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,6 +287,9 @@ class EmbeddingExplorer:
         ax.set_title(head + self.describe(**full), fontsize=10)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8, framealpha=0.8)
+        if self.selected is not None and shown[self.selected]:
+            ax.scatter(*self.coords[self.selected], s=160, facecolors="none", edgecolors="black", linewidths=1.5,
+                       gid="selected", zorder=3)
         self.n_shown = int(shown.sum())
         return fig
 
@@ -216,6 +309,10 @@ class EmbeddingExplorer:
                         w.value = self.state[f]
             finally:
                 self._suspend = False
+        if self.selected is not None and not self.mask()[self.selected]:
+            self.selected = None  # the selected point is no longer shown
+        if self._canvas is not None:
+            return self._redraw_canvas()
         fig = self.draw()
         self.last_figure = fig
         if self._widget is not None:
@@ -223,6 +320,14 @@ class EmbeddingExplorer:
             with self._output:
                 clear_output(wait=True)
                 display(fig)
+        return fig
+
+    def _redraw_canvas(self) -> Any:
+        fig = self._canvas.figure
+        fig.clear()
+        self.draw(ax=fig.add_subplot())
+        self._canvas.draw_idle()
+        self.last_figure = fig
         return fig
 
     def _on_change(self, _change: Any = None) -> None:
@@ -260,7 +365,25 @@ class EmbeddingExplorer:
             self._output = W.Output()
             rows = [c[f] for f in ("method", "checkpoint", "state") if f in c]
             rows.append(W.HBox([W.Label("groups:"), *c["groups"].values(), c["show_shift"]]))
-            self._widget = W.VBox([*rows, self._output])
+            view: Any = self._output
+            try:  # an interactive canvas: pointing at a point shows its image
+                from ipympl.backend_nbagg import new_figure_manager_given_figure
+                from matplotlib.figure import Figure
+
+                manager = new_figure_manager_given_figure(id(self), Figure(figsize=self.figsize, layout="constrained"))
+                self._canvas = manager.canvas
+                self._canvas.header_visible = False
+                for name in ("button_press_event", "motion_notify_event"):
+                    self._canvas.mpl_connect(name, self._on_pointer)
+                view = self._canvas
+            except ImportError:  # static pictures; show_point(i) still fills the panel
+                self._canvas = None
+            label = W.Label("click or hover over a point" if self._canvas is not None else
+                            "pip install ipympl to point at images; explorer.show_point(i) shows one")
+            image = W.Image(format="png", width=160, height=160)
+            self._panel = (image, label)
+            side = W.VBox([image, label], layout=W.Layout(width="230px"))
+            self._widget = W.VBox([*rows, W.HBox([view, side] if self._image_parts else [view])])
             self.update()
         return self._widget
 
