@@ -61,10 +61,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from IPython.display import clear_output, display
 
 import radlib
-from radlib.attacks import atnt, atpt, rtp
+from radlib.attacks import atnt, atpt, pgd, rtp
 from radlib.augment import SimCLRAugment
 from radlib.data import to_float
 from radlib.device import make_generator
@@ -158,6 +159,46 @@ display(fig)  # radlib figures are plain matplotlib Figures: show them with disp
 # | RTP(v2) | no | no | yes: the head must still name the transform |
 #
 # The model is put back in train mode for the update; the attacks never accumulate weight gradients.
+
+# %% [markdown]
+# **The two objectives in formulas**, with $z(\cdot)$ the projection, $\ell$ the two-view NT-Xent of notebook 03
+# (rows of the first view against the same rows of the second), $h(\cdot)$ the K-way head's logits and
+# $k(m)$ the transform of row $m$:
+#
+# $$\text{ATNT:}\ \ v_2' = \arg\min_{\|\delta\|_\infty \le \epsilon}\ \ell\big(z(v_2 + \delta),\ z(\pi v_2)\big),
+# \qquad (\pi v_2)_{kN+i} = (v_2)_{\pi(k)N+i}$$
+#
+# $$\text{RTP:}\ \ v_2' = \arg\max_{\|\delta\|_\infty \le \epsilon}\ \tfrac{1}{M}\sum_m
+#   -\log \operatorname{softmax}\big(h(v_2 + \delta)_m\big)_{k(m)}$$
+#
+# Written out in plain PyTorch and handed to the same PGD loop (`radlib.attacks.pgd`, same random start), they
+# must give radlib's `atnt` (with its chunk cycle π fixed) and `rtp`. The check uses an L2 ball, whose steps follow
+# the gradient continuously (an L-inf step takes its sign, which rounding noise can flip on a near-zero entry).
+
+# %%
+def nt_xent_two_views(za, zb, t):
+    """Row a of [za; zb]: its positive is the same row of the other view; every other row is in the denominator."""
+    u = F.normalize(torch.cat([za, zb]), dim=1)
+    s = (u @ u.T / t).fill_diagonal_(float("-inf"))
+    m = za.shape[0]
+    pos = torch.cat([torch.arange(m, 2 * m), torch.arange(m)]).to(u.device)
+    return -s.log_softmax(dim=1)[torch.arange(2 * m, device=u.device), pos].mean()
+
+
+K, n_img = policy.K, v2.shape[0] // policy.K
+perm = torch.roll(torch.arange(K), -1).to(device)  # pi(k) = k + 1 mod K: a cycle, no chunk paired with itself
+with torch.no_grad():
+    target = model((v2.view(K, n_img, *v2.shape[1:])[perm]).flatten(0, 1)).projection.float()
+atnt_objective = lambda a: nt_xent_two_views(model(a).projection.float(), target, cfg.temperature)  # noqa: E731
+rtp_objective = lambda a: -model(a).logits.float().log_softmax(1)[torch.arange(len(labels)), labels]  # noqa: E731
+l2 = dict(eps=0.5, steps=2, norm="l2")
+gap_atnt = float((pgd(atnt_objective, v2, maximize=False, generator=make_generator(1, device), **l2)
+                  - atnt(model, v2, K, perm=perm, temperature=cfg.temperature, generator=make_generator(1, device),
+                         **l2)).abs().max())
+gap_rtp = float((pgd(rtp_objective, v2, maximize=True, generator=make_generator(2, device), **l2)
+                 - rtp(model, v2, labels, generator=make_generator(2, device), **l2)).abs().max())
+print(f"max |reference - radlib| of the attacked images: ATNT {gap_atnt:.1e}, RTP {gap_rtp:.1e}")
+assert gap_atnt < 1e-4 and gap_rtp < 1e-4, "radlib's training attacks differ from their objectives"
 
 # %% [markdown]
 # ## 2 · Train COBRA, watch the losses, keep checkpoints

@@ -59,6 +59,7 @@ if importlib.util.find_spec("radlib") is None:
 
 # %%
 # %matplotlib inline
+import math
 import os
 from dataclasses import replace
 
@@ -70,6 +71,7 @@ from IPython.display import Markdown, display
 import radlib
 from radlib.attacks import ScoreAsLogits, attack_score, pgd
 from radlib.checks import masking_checks
+from radlib.data import to_float
 from radlib.evaluate import AttackSpec, evaluate, format_checks, format_eps, sweep_eps, sweep_steps
 from radlib.specs import standard_attacks
 from radlib.viz import auroc_bars, plot_auroc_vs_eps, plot_score_histograms
@@ -393,6 +395,45 @@ ax.set_title(f"Pixel kNN (no training) on {ds.name}/{ds.normal}: attacked vs cer
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **The bounds in formulas.** An L-inf attack can move image $x$ anywhere in the box $[l, h] =
+# [x - \epsilon, x + \epsilon] \cap [0, 1]$. For a training image $b$ the distance $\|x' - b\|_2$ then lies between
+# the distances to the nearest and to the farthest corner of the box from $b$:
+#
+# $$\big\|\max(l - b,\ 0,\ b - h)\big\|_2\ \le\ \|x' - b\|_2\ \le\ \big\|\max(|l - b|,\ |h - b|)\big\|_2
+# \qquad\text{(elementwise max)}$$
+#
+# The score is the mean of the $k = 2$ smallest distances, so its bounds are the means of the 2 smallest lower and
+# of the 2 smallest upper bounds. Below, in plain PyTorch over every training image, against `knn.bounds`, and
+# against the one-line Lipschitz bound $s \pm \epsilon\sqrt{D}$ (each distance moves by at most the ball's L2
+# radius), which holds too but is looser.
+
+# %%
+def pixel_knn_bounds(train: torch.Tensor, x: torch.Tensor, eps: float, k: int = 2):
+    bank = to_float(train).flatten(1).double()
+    lower, upper = [], []
+    for img in to_float(x).flatten(1).double():  # one image at a time: (M, D) at once, not (n, M, D)
+        lo, hi = (img - eps).clamp(0, 1), (img + eps).clamp(0, 1)  # the box the attack can reach
+        near = torch.maximum(lo - bank, bank - hi).clamp_min(0).norm(dim=1)  # (M,) nearest point of the box
+        far = torch.maximum((lo - bank).abs(), (hi - bank).abs()).norm(dim=1)  # (M,) farthest point
+        lower.append(near.topk(k, largest=False).values.mean())
+        upper.append(far.topk(k, largest=False).values.mean())
+    return torch.stack(lower), torch.stack(upper)
+
+
+x_b, eps_b = test.images[:4], 4 / 255
+ref_lo, ref_hi = pixel_knn_bounds(ds.train.images, x_b, eps_b)
+lib_lo, lib_hi = knn.bounds(x_b, eps_b)
+with torch.no_grad():
+    s_b = knn(to_float(x_b.to(device))).double().cpu()
+lip = eps_b * math.sqrt(knn.dims)
+bound_gap = float(torch.maximum((ref_lo - lib_lo.double()).abs(), (ref_hi - lib_hi.double()).abs()).max())
+print(f"max |reference - knn.bounds| = {bound_gap:.1e}; mean width of the bracket: exact "
+      f"{float((ref_hi - ref_lo).mean()):.3f}, Lipschitz {2 * lip:.3f} (clean scores {float(s_b.mean()):.3f})")
+assert bound_gap < 1e-4, "knn.bounds differs from the equation"
+assert (ref_lo <= s_b + 1e-6).all() and (s_b <= ref_hi + 1e-6).all(), "the clean score lies inside its bounds"
+assert (ref_lo >= s_b - lip - 1e-6).all() and (ref_hi <= s_b + lip + 1e-6).all(), "exact bounds are tighter"
 
 # %% [markdown]
 # ### What you should see

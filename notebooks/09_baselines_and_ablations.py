@@ -70,7 +70,8 @@ from radlib.metrics import format_mean_std, mean_std
 from radlib.pipeline import default_attacks, load_data, run_method
 from radlib.profiles import get_profile
 from radlib.reference import reference_rows, verdict
-from radlib.score import EnsembleScore
+from radlib.losses import msc_loss
+from radlib.score import EnsembleScore, PatchKNNScore
 from radlib.methods import METHODS
 from radlib.viz import auroc_bars, use_style
 
@@ -212,6 +213,52 @@ with torch.no_grad():  # a check, not an attack: no graph
                                                                            ds.train.images, x_chk)).abs().max())
 print(f"max |radlib ensemble score - reference| over {len(x_chk)} test images: {ens_gap:.2e}")
 assert ens_gap < 1e-4, "radlib's ensemble score differs from the equation"
+
+# %% [markdown]
+# **The patch score, in formulas** (what the `cpu` table scores every row with, `radlib.score.PatchKNNScore`):
+# $f_p(x)$ is the stage-3 feature map at position $p$, averaged over its 3×3 neighbourhood and L2-normalised;
+# $\mathcal{B}$ holds these features at every position of every normal training image. The score is the worst
+# position's cosine distance to its nearest bank row:
+#
+# $$s(x) = \max_p\ \min_{b \in \mathcal{B}}\ \big(1 - f_p(x)^\top b\big)$$
+#
+# **The MSC loss** (Reiss & Hoshen, AAAI 2023; the `msc` row): the features are unit vectors $u$, shifted by the
+# normal training mean $c$ and put back on the sphere, $w = (u - c)/\|u - c\|$, then the two-view NT-Xent of
+# notebook 03 on $w$ at $\tau = 0.25$ (plus an optional angular term, off here). Shifting by the mean turns an
+# encoder whose normal features all point one way into one whose *directions around the mean* are contrasted.
+# Both in plain PyTorch, against radlib:
+
+# %%
+def patch_reference(model, train: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def local(imgs):  # (n, positions, d): stage-3 map, 3x3 mean (no padding counted), unit length
+        f = model.feature_map(to_float(imgs.to(device)), 3).float()
+        f = F.avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False)
+        return F.normalize(f.flatten(2).transpose(1, 2), dim=2)
+    with torch.no_grad():
+        model.eval()
+        bank = local(train).flatten(0, 1)  # every position of every normal training image
+        return (1 - (local(x) @ bank.T).amax(dim=2)).amax(dim=1)  # nearest bank row, then the worst position
+
+
+def msc_reference(z: torch.Tensor, center: torch.Tensor, t: float = 0.25) -> torch.Tensor:
+    w = F.normalize(F.normalize(z, dim=1) - center, dim=1)  # z: (2B, d), view-major
+    s = (w @ w.T / t).fill_diagonal_(float("-inf"))
+    b = z.shape[0] // 2
+    pos = torch.cat([torch.arange(b, 2 * b), torch.arange(b)])
+    return -s.log_softmax(dim=1)[torch.arange(2 * b), pos].mean()
+
+
+patch = PatchKNNScore.fit(cobra_run.train.model, ds.train.images, k=1, device=device)  # the full bank
+x_patch = x_chk[:8]  # (8 * positions) x (bank rows) similarities at once: ~1 GB at lab's 64 px, so 8 images
+with torch.no_grad():
+    patch_gap = float((patch(to_float(x_patch.to(device))) - patch_reference(patch.model, ds.train.images,
+                                                                             x_patch)).abs().max())
+g = torch.Generator().manual_seed(SEED)
+z_chk, c_chk = torch.randn(16, 32, generator=g), F.normalize(torch.randn(32, generator=g), dim=0) * 0.8
+msc_gap = abs(float(msc_loss(z_chk, c_chk, n_views=2, temperature=0.25) - msc_reference(z_chk, c_chk)))
+print(f"max |radlib patch score - reference| over {len(x_patch)} test images: {patch_gap:.2e}; "
+      f"|radlib MSC loss - reference| = {msc_gap:.2e}")
+assert patch_gap < 1e-4 and msc_gap < 1e-5, "radlib's patch score or MSC loss differs from its equation"
 
 # %% [markdown]
 # ## 3 · One table, one protocol
