@@ -66,7 +66,7 @@ import radlib
 from radlib.attacks import pgd
 from radlib.data import to_float
 from radlib.evaluate import AttackSpec, auroc, evaluate
-from radlib.viz import plot_score_histograms
+from radlib.viz import plot_score_histograms, value_bars
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import get_profile
 
@@ -78,8 +78,8 @@ print(profile.banner(device))  # in smoke: a reminder that the numbers teach not
 
 # %% [markdown]
 # ## 1 · A one-class split
-# In one-class anomaly detection the **training split holds only normal images** (here: defect-free metal
-# surfaces; in the `cpu` profile handwritten zeros, every other digit being an anomaly). Nobody shows the detector a scratch or a hole while it learns; it must learn what *normal* looks
+# In one-class anomaly detection the **training split holds only normal images** (here, the profile's teaching
+# data `surfaces/metal`: defect-free metal surfaces). Nobody shows the detector a scratch or a hole while it learns; it must learn what *normal* looks
 # like and flag whatever departs from it. The **test split** mixes normal images (label 0) and anomalies
 # (label 1, with several defect types) — the labels are used only to measure the detector, never to train it.
 
@@ -233,17 +233,9 @@ for a in result.attacks:
     display(fig)
 
 # %%
-names = ["clean"] + [a.spec.name for a in result.attacks]
-values = [result.clean_auroc] + [a.auroc for a in result.attacks]
-fig, ax = plt.subplots(figsize=(6, 3.5))
-bars = ax.bar(names, values, color=["tab:green", "tab:orange", "tab:purple", "tab:red"])
-ax.bar_label(bars, fmt="%.1f")
-ax.axhline(50, color="grey", ls=":", label="chance (50)")
-ax.set_ylim(0, 105)
-ax.set_ylabel("AUROC (%)")
-ax.set_title(f"CSI under PGD-{profile.eval_steps} at eps={eps * 255:.0f}/255")
-ax.legend()
-plt.show()
+display(value_bars({"clean": result.clean_auroc, **{a.spec.name: a.auroc for a in result.attacks}},
+                   colors=["tab:green", "tab:orange", "tab:purple", "tab:red"][:1 + len(result.attacks)],
+                   title=f"CSI under PGD-{profile.eval_steps} at eps={eps * 255:.0f}/255"))
 
 # %% [markdown]
 # ## 5 · What an adversarial image looks like

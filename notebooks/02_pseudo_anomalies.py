@@ -68,7 +68,8 @@ from radlib.pipeline import load_data, teaching_model
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import (INVERSE_PERMUTATION, ROTATION_POLICY, GaussianFilter, apply_transform,
                                    cut_permute, cutout, cutpaste, filter_pseudo_anomalies, policy_for, rotate)
-from radlib.viz import image_grid
+from radlib.features import model_features
+from radlib.viz import image_grid, value_bars
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
@@ -189,10 +190,9 @@ policy = policy_for("surfaces")
 model, model_desc = teaching_model(ds, profile, device=device, seed=SEED)  # random-init in smoke, else CSI
 
 
-@torch.no_grad()
-def features(x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Penultimate encoder features (N, D) on the CPU."""
-    return torch.cat([model.encode(to_float(x[s:s + batch]).to(device)).cpu() for s in range(0, len(x), batch)])
+def features(x: torch.Tensor) -> torch.Tensor:
+    """Penultimate encoder features (N, D) on the CPU (radlib.features.model_features, batched, no autograd)."""
+    return model_features(model, x, "features", device=device).cpu()
 
 
 test = ds.test
@@ -259,11 +259,9 @@ n_keep, n_rej = int(keep_mask.sum()), int((~keep_mask).sum())
 print(f"{len(candidates)} candidates: {n_keep} kept, {n_rej} rejected as 'still normal' "
       f"({100 * n_rej / len(candidates):.0f}%)")
 
-fig, ax = plt.subplots(figsize=(4, 3))
-ax.bar(["kept (look anomalous)", "rejected (still normal)"], [n_keep, n_rej], color=["tab:green", "tab:grey"])
-ax.set_ylabel("pseudo-anomalies")
-ax.set_title(f"accept/reject filter, {model_desc}", fontsize=9)
-plt.show()
+display(value_bars({"kept (look anomalous)": n_keep, "rejected (still normal)": n_rej},
+                   colors=["tab:green", "tab:grey"], ylabel="pseudo-anomalies", chance=None, fmt="%d",
+                   title=f"accept/reject filter, {model_desc}"))
 
 # %%
 SHOW = 6

@@ -74,7 +74,7 @@ from radlib.checks import masking_checks
 from radlib.data import to_float
 from radlib.evaluate import AttackSpec, evaluate, format_checks, format_eps, sweep_eps, sweep_steps
 from radlib.specs import standard_attacks
-from radlib.viz import auroc_bars, plot_auroc_vs_eps, plot_score_histograms
+from radlib.viz import auroc_bars, plot_auroc_vs_eps, plot_score_histograms, value_bars
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import get_profile
 from radlib.reference import reference_rows, verdict
@@ -125,19 +125,9 @@ res = evaluate(score, test, attacks=specs, device=device, seed=SEED)
 for a in res.attacks:
     print(f"{a.spec.name:24s} AUROC {a.auroc:5.1f}   ({a.spec.describe()})")
 
-fig, ax = plt.subplots(figsize=(7, 3.5))
-labels = ["clean"] + [a.spec.name for a in res.attacks]
-vals = [res.clean_auroc] + [a.auroc for a in res.attacks]
-bars = ax.bar(labels, vals, color=["tab:blue"] + ["tab:red"] * len(res.attacks))
-ax.bar_label(bars, fmt="%.1f", fontsize=8)
-ax.axhline(50, color="grey", ls=":", lw=1, label="chance")
-ax.set_ylabel("AUROC (%)")
-ax.set_ylim(0, 105)
-ax.set_title(f"CSI under attacks on its score (eps={format_eps(EPS)})")
-ax.tick_params(axis="x", labelsize=8)
-ax.legend(fontsize=8)
-plt.tight_layout()
-plt.show()
+display(value_bars({"clean": res.clean_auroc, **{a.spec.name: a.auroc for a in res.attacks}},
+                   colors=["tab:blue"] + ["tab:red"] * len(res.attacks),
+                   title=f"CSI under attacks on its score (eps={format_eps(EPS)})"))
 
 for name in (specs[0].name, specs[1].name):
     fig = plot_score_histograms(res, name)
@@ -227,16 +217,10 @@ head = AttackSpec(method="pgd", mode="both", eps=EPS, steps=STEPS)
 masked_naive = evaluate(masked, test, attacks=[head], device=device, seed=SEED)
 masked_bpda = evaluate(masked, test, attacks=[head.replace(name="bpda-" + head.name)], device=device, seed=SEED,
                        attack_fn=bpda_attack)
-fig, ax = plt.subplots(figsize=(6.5, 3.3))
-names = ["clean", "naive PGD\n(blind)", "adaptive PGD\n(BPDA)", "original score\nnaive PGD"]
-vals = [masked_naive.clean_auroc, masked_naive.robust_auroc, masked_bpda.robust_auroc, res[head.name].auroc]
-bars = ax.bar(names, vals, color=["tab:blue", "tab:orange", "tab:red", "grey"])
-ax.bar_label(bars, fmt="%.1f", fontsize=8)
-ax.set_ylabel("AUROC (%)")
-ax.set_ylim(0, 105)
-ax.set_title("Rounded-input score: fake robustness, exposed by an adaptive attack")
-plt.tight_layout()
-plt.show()
+display(value_bars({"clean": masked_naive.clean_auroc, "naive PGD\n(blind)": masked_naive.robust_auroc,
+                    "adaptive PGD\n(BPDA)": masked_bpda.robust_auroc, "original score\nnaive PGD": res[head.name].auroc},
+                   colors=["tab:blue", "tab:orange", "tab:red", "grey"],
+                   title="Rounded-input score: fake robustness, exposed by an adaptive attack"))
 
 # %% [markdown]
 # ### 4b · Attacks that never read the gradient: Square, transfer, and the worst case of all
@@ -261,14 +245,8 @@ masked_std = evaluate(masked, test.images[sub], test.labels[sub], attacks=std_sp
 display(Markdown(masked_std.table()))
 rows = {"clean": masked_std.clean_auroc, **{a.spec.name.split(",")[0].split("@")[0]: a.auroc
                                             for a in masked_std.attacks}}
-fig, ax = plt.subplots(figsize=(6.5, 3.3))
-bars = ax.bar(list(rows), list(rows.values()), color=["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red"])
-ax.bar_label(bars, fmt="%.1f", fontsize=8)
-ax.set_ylabel("AUROC (%)")
-ax.set_ylim(0, 105)
-ax.set_title("Rounded-input score: the gradient attack is blind, the others are not")
-plt.tight_layout()
-plt.show()
+display(value_bars(rows, colors=["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red"][:len(rows)],
+                   title="Rounded-input score: the gradient attack is blind, the others are not"))
 
 # %% [markdown]
 # ## 5 · Cross-check with an independent attack library (torchattacks)

@@ -169,6 +169,40 @@ def auroc_bars(rows: Mapping[str, EvalResult | Sequence[EvalResult]], *, attack_
     return fig
 
 
+def value_bars(values: Mapping[str, float], *, colors: Sequence[str] | str | None = None, ylabel: str = "AUROC (%)",
+               title: str = "", chance: float | None = 50.0, fmt: str = "%.1f",
+               figsize: tuple[float, float] | None = None) -> Any:
+    """One labelled bar per value (e.g. the AUROC after each attack, or counts), its value printed on it.
+
+    ``colors``: one per bar, or one for all (default a seaborn palette); ``chance``: a dotted line at that height
+    (None: none); the y axis runs from 0 to 105 when ``ylabel`` is an AUROC in %, else to 1.1 x the largest value.
+    Returns a Figure (show it with ``display``). For clean vs attacked per method, with seeds, use
+    :func:`auroc_bars`.
+    """
+    from matplotlib.figure import Figure
+
+    if not values:
+        raise ValueError("no values to plot")
+    labels, heights = list(values), [float(v) for v in values.values()]
+    if colors is None or isinstance(colors, str):
+        import seaborn as sns
+        colors = [colors] * len(labels) if isinstance(colors, str) else sns.color_palette("deep", len(labels))
+    elif len(colors) != len(labels):
+        raise ValueError(f"{len(colors)} colors for {len(labels)} bars")
+    fig = Figure(figsize=figsize or (max(4.0, 1.1 * len(labels) + 1.5), 3.4), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.bar(labels, heights, color=list(colors))
+    ax.bar_label(bars, fmt=fmt, fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:g})")
+        ax.legend(fontsize=8)
+    ax.set_ylim(0, 105 if ylabel.startswith("AUROC") else 1.1 * max(max(heights), 1e-9))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    return fig
+
+
 def plot_score_histograms(result: EvalResult, attack_name: str | None = None, bins: int = 40) -> Any:
     """Histograms of normal and anomalous scores, clean (left) vs attacked (right); returns a Figure.
 

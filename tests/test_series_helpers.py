@@ -13,7 +13,7 @@ from radlib.evaluate import AttackSpec
 from radlib.metrics import format_mean_std, mean_std
 from radlib.profiles import PROFILES, apply_overrides, get_profile
 from radlib.results import AttackResult, EvalResult
-from radlib.viz import auroc_bars
+from radlib.viz import auroc_bars, value_bars
 
 
 # ------------------------------------------------------------------------------------------- seed statistics
@@ -68,6 +68,22 @@ def test_auroc_bars_bad_inputs():
         auroc_bars({"x": []})
     with pytest.raises(ValueError, match="^row 'x': a result without attacks$"):
         auroc_bars({"x": EvalResult("s", np.array([0, 1]), np.array([0.0, 1.0]), 100.0)})
+
+
+def test_value_bars_draws_each_value():
+    fig = value_bars({"clean": 91.5, "pgd-in": 40.25, "pgd-both": 3.0}, colors=["b", "r", "r"], title="t")
+    ax = fig.axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [91.5, 40.25, 3.0]
+    assert [t.get_text() for t in ax.texts] == ["91.5", "40.2", "3.0"]  # %.1f rounds half to even
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["clean", "pgd-in", "pgd-both"]
+    assert ax.get_ylim() == (0.0, 105.0) and ax.get_title() == "t"
+    assert [ln.get_ydata()[0] for ln in ax.lines] == [50.0], "the chance line"
+    counts = value_bars({"kept": 30, "rejected": 10}, ylabel="pseudo-anomalies", chance=None, fmt="%d").axes[0]
+    assert not counts.lines and counts.get_ylim() == (0.0, 33.0) and [t.get_text() for t in counts.texts] == ["30", "10"]
+    with pytest.raises(ValueError, match="^no values to plot$"):
+        value_bars({})
+    with pytest.raises(ValueError, match="^2 colors for 3 bars$"):
+        value_bars({"a": 1, "b": 2, "c": 3}, colors=["r", "g"])
 
 
 # ------------------------------------------------------------------------------------- teaching data and seeds
