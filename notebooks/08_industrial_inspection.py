@@ -68,7 +68,7 @@ from radlib.evaluate import evaluate
 from radlib.pipeline import default_attacks, load_data, run_method
 from radlib.profiles import get_profile
 from radlib.reference import reference_rows, verdict
-from radlib.viz import image_grid
+from radlib.viz import auroc_bars, image_grid
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
@@ -168,8 +168,8 @@ for label, ds in datasets.items():
 # ## 3 · Train COBRA and CSI per category, attack both
 # One recipe for every category (`run_method` with the profile's epochs, batch, learning rate and training
 # attacks). Evaluation: PGD on each detector's own anomaly score, in+out (normals pushed up, anomalies pushed
-# down), L-inf eps from `profile.eps_for(image_size)` (8/255 up to 64 px, 4/255 above, as for the paper's
-# high-resolution data). We call `evaluate(..., keep_adversarial=True)` ourselves so the attacked images are
+# down), L-inf eps from `profile.eps_for(image_size)`: the profile's own evaluation eps where it sets one (`cpu`
+# does), else 8/255 up to 64 px and 4/255 above, as for the paper's high-resolution data; the run prints it. We call `evaluate(..., keep_adversarial=True)` ourselves so the attacked images are
 # kept; `perturbation_facts` turns them into the few small things section 5 needs (|delta| maps, energy shares,
 # the largest change) and drops the full tensors, which would not fit in memory at 224 px for 15 categories.
 
@@ -258,26 +258,13 @@ for r in rows:
 for label in datasets:
     print(f"\n{label}: " + verdict({m.upper(): evals[label, m] for m in METHODS}, refs[label], attacks[0].name))
 
-labels_ = list(datasets)
-x = np.arange(len(labels_))
-w = 0.2
-fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels_)), 3.6))
-colors = {"csi": ("#9ecae1", "#08519c"), "cobra": ("#fdae6b", "#a63603")}
-for j, m in enumerate(METHODS):
-    ax.bar(x + (2 * j - 1.5) * w, [evals[lb, m].clean_auroc for lb in labels_], w, color=colors[m][0],
-           label=f"{m} clean")
-    ax.bar(x + (2 * j - 0.5) * w, [evals[lb, m].robust_auroc for lb in labels_], w, color=colors[m][1],
-           label=f"{m} attacked")
-ax.scatter(x, [pixel[lb][0].robust_auroc for lb in labels_], marker="_", s=900, color="black", zorder=3,
-           label="pixel kNN (no training) attacked")
-ax.axhline(50, color="grey", ls=":", lw=1)
-ax.set_xticks(x, labels_, rotation=15)
-ax.set_ylabel("AUROC (%)")
-ax.set_ylim(0, 100)
-ax.set_title(f"Clean vs attacked AUROC per category ({attacks[0].short()}, {IMAGE_SIZE} px)")
-ax.legend(fontsize=8, ncol=2)
-fig.tight_layout()
-plt.show()
+for label in datasets:  # one figure per data set: the two detectors that learn nothing beside the trained ones
+    display(auroc_bars({"pixel kNN\n(no training)": pixel[label][0],
+                        "untrained\nnetwork": refs[label]["untrained network"].eval,
+                        **{m.upper(): evals[label, m] for m in METHODS}},
+                       title=f"{label}: clean vs attacked AUROC ({IMAGE_SIZE} px)",
+                       reference=None if pixel[label][1] is None else
+                       {"pixel kNN certified (no attack can go lower)": pixel[label][1]}))
 
 # %% [markdown]
 # ## 5 · Where does the attack put its perturbation?
@@ -345,7 +332,7 @@ if energy:
     keys = list(energy)
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(keys)), 3.2))
     ax.bar(range(len(keys)), [energy[k]["ratio"] for k in keys],
-           color=[colors[m][1] for _, m in keys])
+           color=[{"csi": "#08519c", "cobra": "#a63603"}.get(m, "grey") for _, m in keys])
     ax.axhline(1.0, color="k", ls="--", lw=1, label="uniform spread (inside share = area share)")
     ax.set_xticks(range(len(keys)), [f"{lb.split('/')[-1]}\n{m}" for lb, m in keys], fontsize=8)
     ax.set_ylabel("energy share inside / area share")
@@ -356,10 +343,10 @@ if energy:
 
 # %% [markdown]
 # **Discussion.** An L-inf PGD attack takes *sign* steps of size `alpha = 2.5·eps/steps` from a random start and
-# clips to the eps-ball: every pixel moves by the same amount whatever the size of its gradient, and with more
-# steps most pixels end at `±eps`. So `|delta|` is nearly flat (noisy where the sign of the gradient flipped
-# between steps, as in `smoke`'s 2 steps), and the energy inside the defect is close to the defect's area share
-# (ratio ≈ 1). Deviations come from pixels clipped at 0 or 1 (dark holes, bright stains) and from pixels whose
+# clips to the eps-ball: every pixel moves by the same amount per step whatever the size of its gradient, and
+# where the sign of its gradient flips between steps the moves cancel, so `|delta|` ends anywhere in [0, eps],
+# spread over the whole image rather than gathered on the defect. So the `|delta|` maps look like noise, and the
+# energy inside the defect is close to the defect's area share (ratio ≈ 1). Deviations come from pixels clipped at 0 or 1 (dark holes, bright stains) and from pixels whose
 # gradient sign keeps flipping. So the attack does **not** need to "paint over" the defect: a faint change spread
 # over the whole image moves the deep features enough to hide it — which is exactly why a detector must be robust
 # *everywhere*, not only where the defect is. To see where the score's gradient actually points, use an L2 attack
