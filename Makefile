@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # (tests/test_notebooks_cpu.py, same list), not in smoke under nbval
 CPU_NOTEBOOKS := 00_quickstart 04_opposite_pairs 06_robust_evaluation 09_baselines_and_ablations
 
-.PHONY: venv run test test-unit test-notebooks lab-paths lab notebooks docs sync bench clean
+.PHONY: venv run test lint test-unit test-notebooks lab-paths lab notebooks docs sync bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,9 +29,14 @@ run: venv
 
 ## the whole suite: unit tests, the CPU_NOTEBOOKS in `cpu` (claims asserted) and every other notebook under nbval
 ## (smoke profile unless RADLIB_PROFILE says otherwise)
-test: venv
+test: venv lint
 	RADLIB_PROFILE=$(TEST_PROFILE) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 	  -p no:cacheprovider $(foreach nb,$(CPU_NOTEBOOKS),--ignore=notebooks/$(nb).ipynb) $(PYTEST_ARGS)
+
+## static checks (part of `make test`): ruff's defect rules and mypy on radlib/, configured in pyproject.toml
+lint: venv
+	$(BIN)/ruff check radlib
+	$(BIN)/mypy
 
 test-unit: venv
 	RADLIB_PROFILE=$(TEST_PROFILE) $(BIN)/python -m pytest tests $(PYTEST_ARGS)

@@ -94,7 +94,7 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
     steps_l = sorted(set(steps_list if steps_list is not None else (max(1, steps // 4), steps)) | {steps})
     if not isinstance(restarts, int) or restarts < 2:
         raise ValueError(f"restarts must be an int >= 2 for the restart check, got {restarts!r}")
-    base = dict(method=method, mode=mode, norm=norm)
+    base: dict[str, Any] = dict(method=method, mode=mode, norm=norm)
     specs: dict[str, AttackSpec] = {}
 
     def add(**kw: Any) -> str:
@@ -217,6 +217,7 @@ def certificate_checks(score: AnomalyScore, images: torch.Tensor, result: EvalRe
         if has_bounds:
             lo, up = score.bounds(images, spec.eps, spec.norm)  # type: ignore[attr-defined]
         else:
+            assert lip is not None  # checked above: without bounds() the score has lipschitz_l2
             lo, up = lipschitz_bounds(result.clean_scores, eps=spec.eps, dims=dims, lipschitz_l2=float(lip),
                                       norm=spec.norm)
         bound = certified_auroc(lo, up, result.labels, result.clean_scores, mode=spec.mode)

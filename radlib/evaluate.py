@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, cast
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ import torch
 from .data._base import Split, to_float
 from .device import make_generator
 from .metrics import auroc, format_eps, parse_eps
+from .profiles import Precision
 from .results import AttackResult, Check, EvalResult, format_checks
 from .specs import ATTACKED, WORST, AttackSpec, as_spec, standard_attacks
 from .validate import check_device, check_labels, check_pixel_range
@@ -63,7 +64,7 @@ AttackFn = Callable[..., torch.Tensor]
 
 
 def _resolve_data(data: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if hasattr(data, "test") and isinstance(getattr(data, "test"), Split):  # an ADDataset
+    if isinstance(getattr(data, "test", None), Split):  # an ADDataset
         data = data.test
     if isinstance(data, Split):
         if labels is not None:
@@ -98,7 +99,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-Precision = Literal["fp32", "bf16"]
 
 
 def _precision_facts(device: torch.device, precision: Precision = "fp32") -> dict[str, Any]:
@@ -202,7 +202,9 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     if attack_fn is None:
-        from .attacks import attack_score as attack_fn
+        from .attacks import attack_score
+        attack_fn = attack_score
+    run_attack: AttackFn = attack_fn
     dev = _device_of(score, images, device)
     check_device(dev, "device")
     if precision == "bf16":
@@ -232,7 +234,7 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
 
         def perturb(xb: torch.Tensor, lb: torch.Tensor, spec: AttackSpec = spec, gen: torch.Generator = gen,
                     crafter: Callable[[torch.Tensor], torch.Tensor] = crafter) -> torch.Tensor:
-            return attack_fn(crafter, xb, lb, eps=spec.eps, steps=spec.steps, method=spec.method, mode=spec.mode,
+            return run_attack(crafter, xb, lb, eps=spec.eps, steps=spec.steps, method=spec.method, mode=spec.mode,
                              norm=spec.norm, alpha=spec.alpha, restarts=spec.restarts, generator=gen)
 
         _sync(dev)
@@ -296,8 +298,8 @@ def sweep_eps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, eps_list
     """
     if len(eps_list) == 0:
         raise ValueError("eps_list is empty")
-    specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=e, steps=steps, alpha=alpha, restarts=restarts)
-             for e in eps_list]
+    specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=cast(float, e), steps=steps, alpha=alpha,
+                        restarts=restarts) for e in eps_list]
     return _split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
                                   device=device, seed=seed, attack_fn=attack_fn, precision=precision))
 
@@ -312,8 +314,8 @@ def sweep_steps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, steps_
     ``precision`` as in :func:`evaluate`."""
     if len(steps_list) == 0:
         raise ValueError("steps_list is empty")
-    specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=eps, steps=s, alpha=alpha, restarts=restarts)
-             for s in steps_list]
+    specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=cast(float, eps), steps=s, alpha=alpha,
+                        restarts=restarts) for s in steps_list]
     return _split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
                                   device=device, seed=seed, attack_fn=attack_fn, precision=precision))
 

@@ -67,9 +67,13 @@ def model_features(model: nn.Module | Callable[[torch.Tensor], Any], images: tor
     step = images.shape[0] if batch_size is None else batch_size
     if not isinstance(step, int) or isinstance(step, bool) or step < 1:
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-    is_module = isinstance(model, nn.Module)
-    dev = torch.device(device) if device is not None else (model_device(model) if is_module else images.device)
-    ctx = eval_mode(model) if is_module else contextlib.nullcontext()
+    ctx: contextlib.AbstractContextManager[Any]
+    if isinstance(model, nn.Module):
+        dev = torch.device(device) if device is not None else model_device(model)
+        ctx = eval_mode(model)
+    else:
+        dev = torch.device(device) if device is not None else images.device
+        ctx = contextlib.nullcontext()
     out = []
     with ctx, torch.no_grad():
         for start in range(0, images.shape[0], step):  # a loop over batches, not images

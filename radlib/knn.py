@@ -31,13 +31,13 @@ def chunked_argmax_dot(queries: torch.Tensor, bank: torch.Tensor, chunk_size: in
     Ties go to the lowest index (first chunk wins, as ``torch.max`` does within a chunk).
     """
     with torch.no_grad():
-        best_val = None
-        best_idx = None
+        best_val: torch.Tensor | None = None
+        best_idx: torch.Tensor | None = None
         for start in range(0, bank.shape[1], chunk_size):
             sims = torch.bmm(queries, bank[:, start:start + chunk_size].transpose(1, 2))  # (B, N, c)
             val, idx = sims.max(dim=2)
             idx = idx + start
-            if best_val is None:
+            if best_val is None or best_idx is None:
                 best_val, best_idx = val, idx
             else:
                 better = val > best_val
@@ -56,12 +56,12 @@ def chunked_topk(block: Callable[[int, int], torch.Tensor], n_bank: int, k: int,
     keeping the running best k. No autograd: recompute the winners' values under autograd where needed.
     """
     with torch.no_grad():
-        best_val = None
-        best_idx = None
+        best_val: torch.Tensor | None = None
+        best_idx: torch.Tensor | None = None
         for start in range(0, n_bank, chunk_size):
             vals = block(start, min(start + chunk_size, n_bank))  # (N, c)
             idx = torch.arange(start, start + vals.shape[1], device=vals.device).expand_as(vals)
-            if best_val is not None:
+            if best_val is not None and best_idx is not None:
                 vals = torch.cat([best_val, vals], dim=1)
                 idx = torch.cat([best_idx, idx], dim=1)
             best_val, pos = vals.topk(min(k, vals.shape[1]), dim=1, largest=largest)

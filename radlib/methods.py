@@ -35,7 +35,7 @@ from . import losses
 if TYPE_CHECKING:  # pragma: no cover
     from .train import TrainConfig
 
-__all__ = ["Method", "METHODS", "ATTACKS", "register", "unregister", "get_method", "method_names"]
+__all__ = ["Method", "METHODS", "ATTACKS", "register", "unregister", "get_method"]
 
 #: the training attacks a method can ask for, in the order the step runs them (each draws from the step's
 #: generator in this order): ``atpt`` perturbs v1 (an extra contrastive view), ``atnt`` perturbs v2 (an extra
@@ -60,7 +60,7 @@ class Method:
             trained: ``head`` and ``cls_weight > 0`` and K > 1).
         opposite: add the opposite-pair term (weighted by ``opposite_weight``; needs K > 1).
         head: train the K-way transformation head by cross-entropy (weighted by ``cls_weight``; needs K > 1).
-            :func:`radlib.pipeline.fit_score` uses the head in the ensemble score only for such methods.
+            :func:`radlib.score.fit_score` uses the head in the ensemble score only for such methods.
         pseudo_anomalies: expand each batch into the K chunks of ``policy_for(dataset)``; False = one chunk.
         center: the loss needs the normal-train feature centre (computed once before training, checkpointed).
         score: the method's own score: ``"ensemble"`` (the CSI/COBRA score) or ``"knn"`` (feature kNN).
@@ -139,10 +139,6 @@ def get_method(name: str) -> Method:
     except (KeyError, TypeError):
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
-
-def method_names() -> tuple[str, ...]:
-    """The registered method names, in registration order."""
-    return tuple(METHODS)
 
 
 for _m in (

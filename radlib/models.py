@@ -88,6 +88,9 @@ class ResNet18AD(nn.Module):
     :class:`ModelOutput`. Works with ``channels_last`` inputs/weights and under ``torch.autocast``.
     """
 
+    mean: torch.Tensor  # (1, C, 1, 1) normalisation buffers (not saved: they come from the config)
+    std: torch.Tensor
+
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or ModelConfig()
@@ -143,7 +146,8 @@ def build_model(config: ModelConfig | dict[str, Any] | None = None, device: torc
                 channels_last: bool = False, **overrides: Any) -> ResNet18AD:
     """Build a :class:`ResNet18AD` from a config (dataclass or plain dict from a checkpoint) plus overrides."""
     if isinstance(config, dict):
-        config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        config = ModelConfig(**fields)
     config = config or ModelConfig()
     if overrides:
         config = ModelConfig(**{**asdict(config), **overrides})

@@ -30,13 +30,13 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True))
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params]
             if group["lars"]:
                 wd = group["weight_decay"]
                 if wd:
@@ -59,8 +59,9 @@ class LARS(torch.optim.Optimizer):
 
 
 def _split_decay(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim <= 1 else decay).append(p)

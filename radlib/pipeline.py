@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 
@@ -100,13 +100,13 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     ``on_epoch_end`` is not called for a cached run). Exclusive with ``out``.
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    score_kind = score_kind or profile.score  # type: ignore[assignment]
+    score_kind = score_kind or profile.score
     check_test_split(ds)
     dev = select_device(device)
     loaded = ds  # the data set as given: its identity is recorded, with the purification
     if purify is not None:
         if not isinstance(purify, Purification):
-            kw = {"method": purify} if isinstance(purify, str) else dict(purify)
+            kw: dict[str, Any] = {"method": purify} if isinstance(purify, str) else dict(purify)
             kw.setdefault("profile", profile)
             kw.setdefault("seed", seed)
             purify = purify_split(ds, device=dev, progress=progress, **kw)
@@ -141,8 +141,8 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     return MethodRun(method, res, score, result, cached)
 
 
-def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 10, eps: float = 8 / 255,
-                        mode: str = "both", restarts: int = 1, device: str | None = None,
+def evaluate_checkpoint(ckpt: str | Path, *, attack: Literal["pgd", "apgd", "square", "standard", "none"] = "pgd",
+                        steps: int = 10, eps: float = 8 / 255, mode: Literal["both", "in", "out"] = "both", restarts: int = 1, device: str | None = None,
                         max_test: int | None = None, root: str | None = None,
                         score_kind: ScoreKind | None = None, other_data: bool = False, queries: int = 1000,
                         surrogate: str | Path | None = None) -> EvalResult:
@@ -179,7 +179,7 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: str = "pgd", steps: int = 1
         raise CheckpointError(f"{ckpt} was trained on images given in memory: radlib cannot rebuild its data; fit "
                               f"its score with radlib.score.fit_score and evaluate it with radlib.evaluate.evaluate")
     profile = record.profile_object()
-    score_kind = score_kind or profile.score  # type: ignore[assignment]
+    score_kind = score_kind or profile.score
     load_args = dict(record.data["load"])
     if root:
         load_args["root"] = str(Path(root).resolve())

@@ -17,10 +17,16 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
 from .device import select_device
+
+#: the anomaly scores a profile can ask for (:func:`radlib.score.fit_score` fits each)
+ScoreKind = Literal["own", "knn", "patch"]
+#: arithmetic for scoring and attacking (:func:`radlib.evaluate.evaluate`)
+Precision = Literal["fp32", "bf16"]
 
 __all__ = ["Profile", "PROFILES", "get_profile", "apply_overrides"]
 
@@ -92,10 +98,10 @@ class Profile:
     eval_eps: float | None
     eval_samples: int
     eval_augment: bool = False
-    eval_precision: str = "fp32"
+    eval_precision: Precision = "fp32"
     amp: bool = True
     train_steps: int | None = None
-    score: str = "own"
+    score: ScoreKind = "own"
     data: str = "surfaces/metal"
     seeds: int = 1
     overridden: tuple[str, ...] = ()
@@ -139,7 +145,7 @@ class Profile:
         per_epoch = max(1, n_train // min(self.batch_size, n_train))
         return max(1, math.ceil(self.train_steps / per_epoch))
 
-    def replace(self, **changes: object) -> "Profile":
+    def replace(self, **changes: Any) -> "Profile":
         """A copy with some fields changed (profiles are frozen)."""
         return dataclasses.replace(self, **changes)
 

@@ -59,7 +59,7 @@ from .device import select_device
 from .metrics import auroc
 from .methods import METHODS
 from .profiles import Profile, get_profile
-from .score import ScoreKind, fit_score, score_images
+from .score import AnomalyScore, ScoreKind, fit_score, score_images
 from .train import TrainConfig, train
 from .validate import check_pixel_range
 
@@ -269,6 +269,7 @@ def purify(data: ADDataset | Split, method: str = PIXEL_KNN, *, subsets: int = 3
     rows = []
     for j in range(subsets):
         part = images[which == j]
+        score: AnomalyScore
         if method == PIXEL_KNN:
             score = PixelKNNScore.fit(part, k=min(2, len(part)), device=dev)
         else:
@@ -277,7 +278,7 @@ def purify(data: ADDataset | Split, method: str = PIXEL_KNN, *, subsets: int = 3
                                            seed=seed + j, **overrides)
             res = train(cfg, part, device=dev, progress=progress)
             score = fit_score(res, part.to(dev), samples=prof.eval_samples, seed=seed + j,
-                              kind=score_kind or prof.score, augment=prof.eval_augment)  # type: ignore[arg-type]
+                              kind=score_kind or prof.score, augment=prof.eval_augment)
         rows.append(score_images(score, images, device=dev))
     sub = torch.stack(rows)
     mask = torch.arange(subsets)[:, None] != which[None] if exclude_own else None

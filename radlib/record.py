@@ -114,14 +114,15 @@ def identity_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
     """``"field recorded -> current"`` for every identity field that differs (digests shortened to 12 hex); the
     category is named too when it differs and something else does (alone it is only a name)."""
     out = []
-    keys = IDENTITY_FIELDS
+    keys: tuple[str, ...] = IDENTITY_FIELDS
     if any(recorded.get(k) != current.get(k) for k in IDENTITY_FIELDS):
         keys = ("category", *IDENTITY_FIELDS)
     for key in keys:
         a, b = recorded.get(key), current.get(key)
         if a != b:
-            short = lambda v: v[:12] if isinstance(v, str) and key.endswith("sha256") else v  # noqa: E731
-            out.append(f"{key} {short(a)!r} -> {short(b)!r}")
+            if key.endswith("sha256"):  # a digest: its first 12 hex digits say enough
+                a, b = (v[:12] if isinstance(v, str) else v for v in (a, b))
+            out.append(f"{key} {a!r} -> {b!r}")
     return out
 
 
@@ -214,7 +215,8 @@ def save_run(path: str | os.PathLike[str], *, config: TrainConfig, model: torch.
     from . import __version__
     path = Path(path)
     state = model.state_dict()
-    record = RunRecord(config=config, model_config=asdict(model.config), profile=None if profile is None
+    model_config: Any = model.config
+    record = RunRecord(config=config, model_config=asdict(model_config), profile=None if profile is None
                        else asdict(profile), data=data, purification=purification, trained_sha256=trained_sha256,
                        epoch=int(epoch), history=list(history), seconds=float(seconds), radlib_version=__version__,
                        weights_sha256=weights_digest(state, center))

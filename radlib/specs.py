@@ -11,16 +11,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from .attacks import METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, step_size
+from .attacks import ATTACK_METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, step_size
 from .metrics import format_eps
 from .validate import check_attack_args
 
 __all__ = ["AttackSpec", "as_spec", "ATTACKED", "WORST", "standard_attacks"]
 
 #: the method name of the per-sample worst case over the attacks listed before it (not an attack of its own)
-WORST = "worst"
+WORST: Literal["worst"] = "worst"
 
 ATTACKED = {"both": "normals pushed up (in) + anomalies pushed down (out)",
              "in": "normals pushed up (in-attack); anomalies clean",
@@ -189,10 +189,11 @@ def standard_attacks(eps: float | str = 8 / 255, *, steps: int = 100, restarts: 
     >>> [a.name for a in standard_attacks("8/255", steps=20, queries=100, surrogates=["seed1"])]
     ['apgd-20@8/255,restarts=3', 'square-100@8/255', 'pgd-20@8/255,surrogate=seed1', 'worst-3@8/255']
     """
-    specs = [AttackSpec(method="apgd", eps=eps, steps=steps, restarts=restarts, norm=norm),
-             AttackSpec(method="square", eps=eps, steps=queries, norm=norm)]
-    specs += [AttackSpec(method="pgd", eps=eps, steps=steps, norm=norm, surrogate=name) for name in surrogates]
-    specs.append(AttackSpec(method=WORST, eps=eps, steps=len(specs), norm=norm))
+    e = cast(float, eps)  # AttackSpec parses and checks a string or a tensor itself, with its own messages
+    specs = [AttackSpec(method="apgd", eps=e, steps=steps, restarts=restarts, norm=norm),
+             AttackSpec(method="square", eps=e, steps=queries, norm=norm)]
+    specs += [AttackSpec(method="pgd", eps=e, steps=steps, norm=norm, surrogate=name) for name in surrogates]
+    specs.append(AttackSpec(method=WORST, eps=e, steps=len(specs), norm=norm))
     return specs
 
 

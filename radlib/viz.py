@@ -83,7 +83,7 @@ def loss_curves(history: Sequence[dict[str, float]], title: str = "training loss
     return fig
 
 
-def methods_auroc_vs_eps(results: dict[str, object], title: str = "Robust AUROC against the attack radius"):
+def methods_auroc_vs_eps(results: Mapping[str, object], title: str = "Robust AUROC against the attack radius"):
     """One line per method: AUROC (%) against the L-inf eps (x 1/255) of its attacks, clean AUROC at eps 0.
 
     ``results`` maps a method name to a :class:`radlib.evaluate.EvalResult` holding attacks at several eps (same
@@ -281,9 +281,9 @@ def plot_purification(p: Any, bins: int = 30) -> Any:
     edges = np.histogram_bin_edges(s[np.isfinite(s)], bins=bins)
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.subplots()
-    ax.hist(s[~c], bins=edges, alpha=0.6, color="tab:blue", label=f"normal (n={int((~c).sum())})")
+    ax.hist(s[~c], bins=edges.tolist(), alpha=0.6, color="tab:blue", label=f"normal (n={int((~c).sum())})")
     if c.any():
-        ax.hist(s[c], bins=edges, alpha=0.6, color="tab:red", label=f"injected anomaly (n={int(c.sum())})")
+        ax.hist(s[c], bins=edges.tolist(), alpha=0.6, color="tab:red", label=f"injected anomaly (n={int(c.sum())})")
     ax.axvline(p.threshold, color="k", ls="--", lw=1, label=f"keep {p.keep:g}: dropped to the right")
     ax.set_xlabel("purification score (higher = more anomalous)")
     ax.set_ylabel("number of training images")

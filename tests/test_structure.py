@@ -3,6 +3,7 @@ docstring examples of the public entry points run (they are documentation that i
 from __future__ import annotations
 
 import ast
+import re
 import dataclasses
 import doctest
 import importlib
@@ -205,3 +206,14 @@ def test_default_config_is_the_cpu_recipe():
     from radlib.train import TrainConfig
     assert TrainConfig() == TrainConfig.from_profile(PROFILES["cpu"], epochs=10)
     assert TrainConfig().warmup_epochs < TrainConfig().epochs  # a run that is not all warm-up
+
+
+def test_make_test_runs_the_static_checks():
+    """`make test` (the CI command) runs ruff and mypy on radlib/ before the tests (the `lint` target)."""
+    make = (ROOT.parent / "Makefile").read_text()
+    assert re.search(r"^test: venv lint$", make, re.M)
+    lint = make.split("\nlint: venv\n", 1)[1].split("\n\n", 1)[0]
+    assert "$(BIN)/ruff check radlib" in lint and "$(BIN)/mypy" in lint
+    import tomllib
+    tool = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]
+    assert tool["mypy"]["files"] == ["radlib"] and {"F", "B"} <= set(tool["ruff"]["lint"]["select"])

@@ -37,9 +37,9 @@ Example:
 """
 from __future__ import annotations
 
-from .engine import METHODS, MODES, NORMS, Norm, _apgd_schedule, apgd, pgd, step_size
+from .engine import ATTACK_METHODS, MODES, NORMS, apgd, pgd, step_size
 from .on_score import ScoreAsLogits, attack_score, random_noise
 from .training import TRAINING_ATTACKS, atnt, atpt, random_chunk_cycle, rtp, training_attacks
 
 __all__ = ["pgd", "apgd", "step_size", "attack_score", "ScoreAsLogits", "random_noise", "atpt", "atnt", "rtp",
-           "random_chunk_cycle", "training_attacks", "TRAINING_ATTACKS", "NORMS", "MODES", "METHODS"]
+           "random_chunk_cycle", "training_attacks", "TRAINING_ATTACKS", "NORMS", "MODES", "ATTACK_METHODS"]

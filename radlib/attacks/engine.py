@@ -16,13 +16,13 @@ from torch import Tensor
 
 from ..validate import trusted_pixels
 
-__all__ = ["pgd", "apgd", "step_size", "NORMS", "MODES", "METHODS"]
+__all__ = ["pgd", "apgd", "step_size", "NORMS", "MODES", "ATTACK_METHODS"]
 
 Norm = Literal["linf", "l2"]
 #: the norms, in/out modes and score-attack methods every attack and :class:`radlib.specs.AttackSpec` accept
 NORMS = ("linf", "l2")
 MODES = ("both", "in", "out")
-METHODS = ("pgd", "apgd", "square")
+ATTACK_METHODS = ("pgd", "apgd", "square")
 _NORMS = NORMS
 _TINY = 1e-12
 

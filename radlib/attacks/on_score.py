@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..validate import as_float32, check_attack_args, check_device, check_labels
 from .square import square
-from .engine import (_TINY, METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, _apgd_run, _best_of,
+from .engine import (_TINY, ATTACK_METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, _apgd_run, _best_of,
                      _check_common, _draw_unit, _l2, _pgd_run, _per_sample, _view, step_size)
 
 __all__ = ["attack_score", "ScoreAsLogits", "random_noise"]

@@ -169,6 +169,7 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
             if name == "rtp":
                 total = total + F.cross_entropy(out.logits[part].float(), labels, reduction="none").sum()
             else:
+                assert z2 is not None  # need_target holds for atpt and atnt
                 target = z2 if name == "atpt" else z2[rows]
                 loss = nt_xent(torch.cat([out.projection[part].float(), target]), n_views=2,
                                temperature=temperature)

@@ -55,7 +55,7 @@ class Split:
     labels: torch.Tensor
     defect: torch.Tensor
     masks: torch.Tensor | None = None
-    contaminated: torch.Tensor | None = None
+    contaminated: torch.Tensor = None  # type: ignore[assignment]  # None -> all False, set in __post_init__
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -92,22 +92,24 @@ class Split:
 
     def to(self, device: torch.device | str) -> "Split":
         """A copy with every tensor on ``device`` (images stay uint8: convert per batch with :func:`to_float`)."""
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Split(mv(self.images), mv(self.labels), mv(self.defect), mv(self.masks), mv(self.contaminated))
+        return Split(self.images.to(device), self.labels.to(device), self.defect.to(device),
+                     None if self.masks is None else self.masks.to(device), self.contaminated.to(device))
 
     def subset(self, index: torch.Tensor) -> "Split":
         """Rows ``index`` (bool mask or int64 indices) of every field."""
         index = torch.as_tensor(index)
-        pick = lambda t: None if t is None else t[index.to(t.device)]  # noqa: E731
-        return Split(pick(self.images), pick(self.labels), pick(self.defect), pick(self.masks),
-                     pick(self.contaminated))
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t[index.to(t.device)]
+        return Split(pick(self.images), pick(self.labels), pick(self.defect),
+                     None if self.masks is None else pick(self.masks), pick(self.contaminated))
 
     @staticmethod
     def cat(splits: list["Split"]) -> "Split":
         """Concatenate splits row-wise (masks kept only if every split has them)."""
         masks = None
-        if all(s.masks is not None for s in splits):
-            masks = torch.cat([s.masks for s in splits])
+        parts = [s.masks for s in splits if s.masks is not None]
+        if len(parts) == len(splits):
+            masks = torch.cat(parts)
         return Split(torch.cat([s.images for s in splits]), torch.cat([s.labels for s in splits]),
                      torch.cat([s.defect for s in splits]), masks,
                      torch.cat([s.contaminated for s in splits]))

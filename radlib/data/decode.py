@@ -117,7 +117,7 @@ def read_image(path: str | os.PathLike[str], image_size: int, channels: int) -> 
         warnings.warn(f"{path}: {im.size[0]}x{im.size[1]} px is upsampled more than 8x to {image_size} px; it will "
                       f"carry almost no detail", RuntimeWarning, stacklevel=2)
     if im.size != (image_size, image_size):
-        im = im.resize((image_size, image_size), Image.BILINEAR)  # PIL's filters antialias when shrinking
+        im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)  # PIL's filters antialias when shrinking
     a = np.asarray(im, dtype=np.uint8)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
@@ -163,7 +163,7 @@ def read_mask(path: str | os.PathLike[str], image_size: int,
                                f"{image_px[0]}x{image_px[1]} px; a mask must have the size of its image")
     small = Image.fromarray(_defect_pixels(im, path).astype(np.uint8) * 255, "L")
     if small.size != (image_size, image_size):
-        small = small.resize((image_size, image_size), Image.BOX)
+        small = small.resize((image_size, image_size), Image.Resampling.BOX)
     return (np.asarray(small) > 0).astype(np.uint8)[None]
 
 

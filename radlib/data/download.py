@@ -161,8 +161,8 @@ def download_url(url: str, dest: str | os.PathLike[str], sha256: str | None = No
 
 
 def _inside(base: Path, target: Path) -> bool:
-    base, target = os.path.realpath(base), os.path.realpath(target)
-    return os.path.commonpath([base, target]) == base
+    b, t = os.path.realpath(base), os.path.realpath(target)
+    return os.path.commonpath([b, t]) == b
 
 
 def _check_tar(tf: tarfile.TarFile, dest: Path) -> None:

@@ -23,7 +23,7 @@ def _pixel_grid(s: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _polyline_distance(points: torch.Tensor, s: int) -> torch.Tensor:
     """Distance (n, S, S) in pixels from every pixel centre to a polyline; points (n, m, 2) in pixels (x, y)."""
     X, Y = _pixel_grid(s)
-    best = None
+    best: torch.Tensor | None = None
     for j in range(points.shape[1] - 1):  # loop over segments (a handful), batched over images and pixels
         ax, ay = points[:, j, 0].view(-1, 1, 1), points[:, j, 1].view(-1, 1, 1)
         dx = (points[:, j + 1, 0] - points[:, j, 0]).view(-1, 1, 1)
@@ -31,6 +31,8 @@ def _polyline_distance(points: torch.Tensor, s: int) -> torch.Tensor:
         t = (((X - ax) * dx + (Y - ay) * dy) / (dx * dx + dy * dy).clamp_min(1e-6)).clamp(0, 1)
         d = torch.hypot(X - ax - t * dx, Y - ay - t * dy)
         best = d if best is None else torch.minimum(best, d)
+    if best is None:
+        raise ValueError(f"a polyline needs at least 2 points, got {points.shape[1]}")
     return best
 
 

@@ -182,7 +182,7 @@ class EmbeddingExplorer:
         pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
         scale = max(1, size // max(pil.size))
         buf = io.BytesIO()
-        pil.resize((pil.size[0] * scale, pil.size[1] * scale), Image.NEAREST).save(buf, format="PNG")
+        pil.resize((pil.size[0] * scale, pil.size[1] * scale), Image.Resampling.NEAREST).save(buf, format="PNG")
         return buf.getvalue()
 
     def show_point(self, i: int | None) -> None:
@@ -269,7 +269,7 @@ class EmbeddingExplorer:
             fig = ax.figure
         segs = self._shift_segments(full, shown) if full["show_shift"] else np.zeros((0, 2, 2))
         if len(segs):
-            ax.add_collection(LineCollection(segs, colors="0.55", linewidths=0.6, alpha=0.6, zorder=1,
+            ax.add_collection(LineCollection(list(segs), colors="0.55", linewidths=0.6, alpha=0.6, zorder=1,
                                              label="attack shift (clean → attacked)"))
         for g in full["groups"]:
             sel = shown & (self.table["group"] == g)

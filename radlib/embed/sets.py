@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..features import model_features
+from ..features import FeatureName, model_features
 
 __all__ = ["EmbeddingSet", "collect_embeddings", "ANY_STATE", "GROUP_STYLE"]
 
@@ -136,7 +136,7 @@ class EmbeddingSet:
 
 
 # --------------------------------------------------------------------------------------------- collect
-def collect_embeddings(model: nn.Module, groups: Mapping[str, torch.Tensor], *, feature: str = "projection",
+def collect_embeddings(model: nn.Module, groups: Mapping[str, torch.Tensor], *, feature: FeatureName = "projection",
                        batch_size: int = 256, device: torch.device | str | None = None,
                        **fields: Any) -> EmbeddingSet:
     """Features of every group of images, in one :class:`EmbeddingSet`.

@@ -76,7 +76,9 @@ class Policy:
 
     def _run(self, name: str, x: torch.Tensor, generator: Generator) -> torch.Tensor:
         if name == "scar":
-            return cutpaste(x, generator, variant="scar", placement=self.placement)
+            out = cutpaste(x, generator, variant="scar", placement=self.placement)
+            assert isinstance(out, torch.Tensor)  # no mask asked for
+            return out
         return TRANSFORMS[name](x, generator)
 
     def apply_chunk(self, k: int, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:

@@ -340,16 +340,36 @@ def _identity(x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
     return x
 
 
+def _rotation(k: int) -> Callable[[torch.Tensor, Generator], torch.Tensor]:
+    def rot(x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        return rotate(x, k)
+    return rot
+
+
+def _cutpaste(variant: str) -> Callable[[torch.Tensor, Generator], torch.Tensor]:
+    def paste(x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        out = cutpaste(x, generator, variant=variant)
+        assert isinstance(out, torch.Tensor)  # no mask asked for
+        return out
+    return paste
+
+
+def _cutout(x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+    out = cutout(x, generator)
+    assert isinstance(out, torch.Tensor)  # no mask asked for
+    return out
+
+
 TRANSFORMS: dict[str, Callable[[torch.Tensor, Generator], torch.Tensor]] = {
     "identity": _identity,
-    "rot90": lambda x, g=None: rotate(x, 1),
-    "rot180": lambda x, g=None: rotate(x, 2),
-    "rot270": lambda x, g=None: rotate(x, 3),
+    "rot90": _rotation(1),
+    "rot180": _rotation(2),
+    "rot270": _rotation(3),
     "cutperm": _random_cutperm,
-    "cutpaste": lambda x, g=None: cutpaste(x, g, variant="normal"),
-    "scar": lambda x, g=None: cutpaste(x, g, variant="scar"),
-    "cutout": lambda x, g=None: cutout(x, g),
-    "elastic": lambda x, g=None: elastic(x, g),
+    "cutpaste": _cutpaste("normal"),
+    "scar": _cutpaste("scar"),
+    "cutout": _cutout,
+    "elastic": elastic,
 }
 """Named pseudo-anomaly transforms: ``fn(x, generator) -> x'`` (float (N, C, H, W) in [0, 1])."""
 

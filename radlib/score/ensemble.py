@@ -38,7 +38,8 @@ def official_tta(image_size: int) -> tuple[Augment, Augment]:
 class PolicyLike(Protocol):
     """What the ensemble score needs from :class:`radlib.pseudo_anomaly.Policy`."""
 
-    K: int
+    @property
+    def K(self) -> int: ...
 
     def expand(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ...
@@ -85,7 +86,7 @@ class EnsembleScore(AnomalyScore):
     def __init__(self, model: nn.Module, policy: PolicyLike, axis: torch.Tensor, weight_sim: torch.Tensor,
                  weight_cls: torch.Tensor, *, offset: torch.Tensor | None = None, samples: int = 1,
                  augment: Augment | None = None, pre_augment: Augment | None = None, seed: int = 0,
-                 chunk_size: int = 4096, weighting: str = "official") -> None:
+                 chunk_size: int = 4096, weighting: str = "standardized") -> None:
         super().__init__(model)
         K = _check_policy(policy)
         if axis.dim() != 3 or axis.shape[0] != K:
@@ -94,7 +95,8 @@ class EnsembleScore(AnomalyScore):
             raise ValueError(f"weight_sim / weight_cls must be ({K},), got {tuple(weight_sim.shape)} / "
                              f"{tuple(weight_cls.shape)}")
         # scores place the scar from the generator alone (no branch on the attacked input), see Policy.for_scoring
-        self.policy = policy.for_scoring() if callable(getattr(policy, "for_scoring", None)) else policy
+        for_scoring = getattr(policy, "for_scoring", None)
+        self.policy = for_scoring() if callable(for_scoring) else policy
         self.axis = axis
         self.weight_sim = weight_sim
         self.weight_cls = weight_cls

@@ -2,11 +2,12 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..methods import get_method
+from ..profiles import ScoreKind
 from .base import AnomalyScore
 from .ensemble import EnsembleScore, official_tta
 from .feature import KNNScore
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ScoreKind", "SCORE_KINDS", "fit_score"]
 
-ScoreKind = Literal["own", "knn", "patch"]
 #: every score kind :func:`fit_score` fits
 SCORE_KINDS: tuple[str, ...] = ("own", "knn", "patch")
 #: rows of the patch score's memory bank (a seeded random subset; PatchCore keeps a 1-10 % coreset). Measured on

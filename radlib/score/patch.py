@@ -18,6 +18,8 @@ other score; ``radlib.checks.masking_checks`` is how to check that on your model
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -35,7 +37,8 @@ def local_features(model: nn.Module, x: torch.Tensor, stage: int = 3) -> torch.T
     (a :class:`radlib.models.ResNet18AD`), 3x3-neighbourhood averaged. Returns float32 (N, h, w, d), differentiable."""
     if not hasattr(model, "feature_map"):
         raise TypeError(f"the patch score needs a radlib ResNet18AD (with .feature_map), got {type(model).__name__}")
-    fmap = model.feature_map(x, stage).float()
+    feature_map: Any = model.feature_map  # ResNet18AD.feature_map (checked above)
+    fmap = feature_map(x, stage).float()
     fmap = F.avg_pool2d(fmap, 3, stride=1, padding=1, count_include_pad=False)
     return fmap.permute(0, 2, 3, 1)
 
