@@ -4,7 +4,7 @@ mapping from a :class:`~radlib.profiles.Profile` to it (:data:`PROFILE_FIELDS`, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .methods import get_method
 from .models import ModelConfig
@@ -76,7 +76,7 @@ class TrainConfig:
     warmup_start: float = 0.1
     weight_decay: float = 1e-6
     temperature: float = 0.5
-    nt_xent_reduction: str = "anchors"
+    nt_xent_reduction: Literal["pairs", "anchors"] = "anchors"
     eps: float = 8 / 255
     attack_steps: int = 2
     attack_alpha: float | None = None

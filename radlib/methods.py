@@ -26,14 +26,27 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import torch
 
 from . import losses
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .train import TrainConfig
+
+class LossSettings(Protocol):
+    """What a method's contrastive loss reads from the run's config (:class:`radlib.config.TrainConfig`). A
+    protocol rather than an import: ``config`` imports this module, so importing ``TrainConfig`` here, even for
+    the type checker only, would close a circle."""
+
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def nt_xent_reduction(self) -> Literal["pairs", "anchors"]: ...
+    @property
+    def msc_temperature(self) -> float: ...
+    @property
+    def msc_angular_weight(self) -> float: ...
+
 
 __all__ = ["Method", "METHODS", "ATTACKS", "register", "unregister", "get_method"]
 
@@ -44,7 +57,7 @@ ATTACKS = ("atpt", "atnt", "rtp")
 
 #: ``loss(z, labels, n_views, cfg, center) -> scalar``: z (n_views * M, d) projections, view-major; labels (M,)
 #: the chunk label of each row of one view; ``cfg`` the run's TrainConfig; ``center`` msc's feature centre.
-ContrastiveLoss = Callable[[torch.Tensor, torch.Tensor, int, "TrainConfig", "torch.Tensor | None"], torch.Tensor]
+ContrastiveLoss = Callable[[torch.Tensor, torch.Tensor, int, LossSettings, "torch.Tensor | None"], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -99,15 +112,15 @@ class Method:
         return bool(self.attacks)
 
 
-def _nt_xent(z: torch.Tensor, labels: torch.Tensor, n_views: int, cfg: Any, center: Any) -> torch.Tensor:
+def _nt_xent(z: torch.Tensor, labels: torch.Tensor, n_views: int, cfg: LossSettings, center: Any) -> torch.Tensor:
     return losses.nt_xent(z, n_views=n_views, temperature=cfg.temperature, reduction=cfg.nt_xent_reduction)
 
 
-def _supcon(z: torch.Tensor, labels: torch.Tensor, n_views: int, cfg: Any, center: Any) -> torch.Tensor:
+def _supcon(z: torch.Tensor, labels: torch.Tensor, n_views: int, cfg: LossSettings, center: Any) -> torch.Tensor:
     return losses.supcon_loss(z, labels.repeat(n_views), temperature=cfg.temperature)
 
 
-def _msc(z: torch.Tensor, labels: torch.Tensor, n_views: int, cfg: Any, center: Any) -> torch.Tensor:
+def _msc(z: torch.Tensor, labels: torch.Tensor, n_views: int, cfg: LossSettings, center: Any) -> torch.Tensor:
     return losses.msc_loss(z, center, n_views=n_views, temperature=cfg.msc_temperature,
                            angular_weight=cfg.msc_angular_weight)
 
