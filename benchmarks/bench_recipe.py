@@ -173,8 +173,8 @@ def main() -> None:
             f"command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`"]
     rows += [""] + checks_lines if checks_lines else []
     if standard_rows:
-        rows += ["", f"Standard evaluation (per seed, the transfer attack is crafted on the same method trained with the "
-                     f"next seed; worst = per-sample worst case of the three):", "",
+        rows += ["", "Standard evaluation (per seed, the transfer attack is crafted on the same method trained with the "
+                     "next seed; worst = per-sample worst case of the three):", "",
                  f"| data | method | score | APGD-{steps} x3 restarts | Square-{args.standard} | transfer PGD-{steps} | "
                  f"worst case | Square >= APGD - 1 | transfer >= APGD - 1 |", "|---" * 9 + "|", *standard_rows]
     print("\n".join(head + rows))

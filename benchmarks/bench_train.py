@@ -24,7 +24,7 @@ import torch
 
 from _common import (NO_BF16, TABLE_HEADER, device_name, finish, pick_device, radlib_cpu_setting, raw_resnet_throughput,
                      table_row, timed)
-from radlib.train import TrainConfig, _Step  # the trainer's own step function
+from radlib.train import TrainConfig, TrainStep  # the trainer's own step function
 from radlib.models import build_model
 from radlib.optim import build_optimizer
 from radlib.profiles import get_profile
@@ -44,7 +44,7 @@ def step_throughput(image_size: int, batch: int, dataset: str, device: torch.dev
     policy = cfg.policy()
     model = build_model(cfg.model_config(), device=device, channels_last=cfg.channels_last)
     opt = build_optimizer(model, "lars", lr=0.1)
-    step_fn = _Step(cfg, model, policy, None, fused_attacks=fused)
+    step_fn = TrainStep(cfg, model, policy, None, fused_attacks=fused)
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.rand(batch, 3, image_size, image_size, device=device)
     model.train()

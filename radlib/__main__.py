@@ -261,7 +261,7 @@ def _fraction(text: str) -> float:
 
 def _seed(text: str) -> int:
     """argparse type: a seed, an int in [0, 2**32 - 1]."""
-    from .data._base import check_seed
+    from .data.base import check_seed
     try:
         return check_seed(int(text))
     except ValueError as e:

@@ -47,10 +47,10 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from .data._base import to_float
+from .data.base import to_float
 from .knn import check_chunk_size, topk_euclidean
 from .metrics import auroc
-from .score.base import AnomalyScore, _check_fit_images, _check_images
+from .score.base import AnomalyScore, check_fit_images, check_score_images
 from .validate import check_eps, check_input_shape, check_pixel_range
 
 __all__ = ["PixelKNNScore", "l2_radius", "lipschitz_bounds", "certified_auroc"]
@@ -95,7 +95,7 @@ class PixelKNNScore(AnomalyScore):
     def fit(cls, train_images: torch.Tensor, *, k: int = 2, chunk_size: int = 4096,
             device: torch.device | str | None = None) -> "PixelKNNScore":
         """Store the normal training images, uint8 or float in [0, 1] (M, C, H, W), flattened as float32 (M, C*H*W)."""
-        train_images, _ = _check_fit_images(train_images)
+        train_images, _ = check_fit_images(train_images)
         dev = torch.device(device) if device is not None else train_images.device
         bank = to_float(train_images.to(dev)).float().flatten(1)
         return cls(bank, k=k, chunk_size=chunk_size, image_shape=train_images.shape[1:])
@@ -140,7 +140,7 @@ class PixelKNNScore(AnomalyScore):
         Returns:
             (lower, upper), float32 (N,) on the CPU, ``lower <= self(x') <= upper`` for every allowed x'.
         """
-        _check_images(images, "images")
+        check_score_images(images, "images")
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
         eps = check_eps(eps, norm, self.dims)

@@ -23,9 +23,9 @@ import torch
 
 from .attacks import random_noise
 from .certify import certified_auroc, lipschitz_bounds
-from .data._base import to_float
+from .data.base import to_float
 from .device import make_generator
-from .evaluate import AttackFn, _device_of, _resolve_data, _score_batches, _split_result, evaluate
+from .evaluate import AttackFn, device_of, resolve_data, score_batches, split_result, evaluate
 from .metrics import auroc, format_eps, parse_eps
 from .results import Check, EvalResult
 from .specs import AttackSpec
@@ -109,8 +109,8 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
     n_main = add(eps=eps, steps=steps)
     n_rest = add(eps=eps, steps=steps, restarts=restarts)
 
-    images, labels_t = _resolve_data(data, labels)
-    dev = _device_of(score, images, device)
+    images, labels_t = resolve_data(data, labels)
+    dev = device_of(score, images, device)
     res = evaluate(score, images, labels_t, attacks=list(specs.values()), batch_size=batch_size, device=dev,
                    seed=seed, attack_fn=attack_fn)
     a = {r.spec.name: r.auroc for r in res.attacks}
@@ -145,7 +145,7 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
                         {"restarts": a[n_rest], "single": a[n_main]}))
 
     gen = make_generator(seed + 7919, dev)
-    noise_scores, _ = _score_batches(
+    noise_scores, _ = score_batches(
         score, images, batch_size, dev,
         lambda xb, lb: _noise_subset(random_noise, xb, lb, eps, norm, mode, gen), labels_t, False)
     noise_auc = auroc(noise_scores, res.labels)
@@ -172,7 +172,7 @@ def masking_checks(score: Callable[[torch.Tensor], torch.Tensor], data: Any, lab
                                 {"other": r.auroc, "white_box": a[n_main], "attack": r.spec.name}))
 
     if callable(getattr(score, "bounds", None)):
-        main = next(r for r in _split_result(res) if r.attacks[0].spec.name == n_main)
+        main = next(r for r in split_result(res) if r.attacks[0].spec.name == n_main)
         checks.extend(certificate_checks(score, images, main))  # type: ignore[arg-type]
 
     if verbose:

@@ -37,7 +37,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, cast
 import numpy as np
 import torch
 
-from .data._base import Split, to_float
+from .data.base import Split, to_float
 from .device import make_generator
 from .metrics import auroc, format_eps, parse_eps
 from .profiles import Precision
@@ -63,7 +63,7 @@ __all__ = [
 AttackFn = Callable[..., torch.Tensor]
 
 
-def _resolve_data(data: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def resolve_data(data: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(getattr(data, "test", None), Split):  # an ADDataset
         data = data.test
     if isinstance(data, Split):
@@ -87,7 +87,7 @@ def _resolve_data(data: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def _device_of(score: Any, images: torch.Tensor, device: torch.device | str | None) -> torch.device:
+def device_of(score: Any, images: torch.Tensor, device: torch.device | str | None) -> torch.device:
     if device is not None:
         return torch.device(device)
     dev = getattr(score, "device", None)
@@ -134,7 +134,7 @@ class AutocastScore:
         return getattr(self.score, name)
 
 
-def _score_batches(score: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int,
+def score_batches(score: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int,
                    device: torch.device, perturb: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
                    labels: torch.Tensor, keep: bool) -> tuple[np.ndarray, torch.Tensor | None]:
     """Score every batch (optionally perturbed first); the partition is the same for every call."""
@@ -184,7 +184,7 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
     Returns:
         an :class:`EvalResult` (``.table()``, ``.to_dict()``, ``[name].scores``).
     """
-    images, labels_t = _resolve_data(test_split_or_images, labels)
+    images, labels_t = resolve_data(test_split_or_images, labels)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(attacks, str):
@@ -205,7 +205,7 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
         from .attacks import attack_score
         attack_fn = attack_score
     run_attack: AttackFn = attack_fn
-    dev = _device_of(score, images, device)
+    dev = device_of(score, images, device)
     check_device(dev, "device")
     if precision == "bf16":
         score = AutocastScore(score, dev.type)
@@ -215,7 +215,7 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
 
     _sync(dev)
     t0 = time.perf_counter()
-    clean, _ = _score_batches(score, images, batch_size, dev, None, labels_t, False)
+    clean, _ = score_batches(score, images, batch_size, dev, None, labels_t, False)
     _sync(dev)
     secs = time.perf_counter() - t0
     labels_np = labels_t.numpy()
@@ -239,7 +239,7 @@ def evaluate(score: Callable[[torch.Tensor], torch.Tensor], test_split_or_images
 
         _sync(dev)
         t0 = time.perf_counter()
-        scores, adv = _score_batches(score, images, batch_size, dev, perturb, labels_t, keep_adversarial)
+        scores, adv = score_batches(score, images, batch_size, dev, perturb, labels_t, keep_adversarial)
         _sync(dev)
         secs = time.perf_counter() - t0
         n_att = {"both": n_norm + n_anom, "in": n_norm, "out": n_anom}[spec.mode]
@@ -282,7 +282,7 @@ def _worst_case(spec: AttackSpec, done: list[AttackResult], labels: np.ndarray, 
     return AttackResult(spec, scores, auroc(scores, labels), protocol)
 
 
-def _split_result(result: EvalResult) -> list[EvalResult]:
+def split_result(result: EvalResult) -> list[EvalResult]:
     return [dataclasses.replace(result, attacks=[a], checks=list(result.checks)) for a in result.attacks]
 
 
@@ -300,7 +300,7 @@ def sweep_eps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, eps_list
         raise ValueError("eps_list is empty")
     specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=cast(float, e), steps=steps, alpha=alpha,
                         restarts=restarts) for e in eps_list]
-    return _split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
+    return split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
                                   device=device, seed=seed, attack_fn=attack_fn, precision=precision))
 
 
@@ -316,7 +316,7 @@ def sweep_steps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, steps_
         raise ValueError("steps_list is empty")
     specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=cast(float, eps), steps=s, alpha=alpha,
                         restarts=restarts) for s in steps_list]
-    return _split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
+    return split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
                                   device=device, seed=seed, attack_fn=attack_fn, precision=precision))
 
 

@@ -62,7 +62,7 @@ class TrainResult:
     record: RunRecord | None = None  # the run record of ``checkpoint`` (:mod:`radlib.record`), None without one
 
 
-class _Step:
+class TrainStep:
     """One training step of any method; built once per run (holds the policy, augmentation, loss settings)."""
 
     def __init__(self, cfg: TrainConfig, model: ResNet18AD, policy: Policy | None,
@@ -257,7 +257,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         sched.load_state_dict(state["scheduler"])
         start_epoch, history, elapsed = record.epoch, record.history, record.seconds
         center = state["center"].to(dev) if state.get("center") is not None else center
-    step_fn = _Step(config, model, policy, center)
+    step_fn = TrainStep(config, model, policy, center)
     # fp16 (GPUs without native bf16) needs loss scaling against gradient underflow; a no-op otherwise
     scaler = torch.amp.GradScaler(dev.type, enabled=step_fn.amp is torch.float16)
     bar = _progress(total, start_epoch * steps, config.method, progress)

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from radlib.attacks import ScoreAsLogits, apgd, attack_score, pgd, random_noise
-from radlib.attacks.engine import _apgd_schedule  # reaching inside: the schedule is checked against the paper
+from radlib.attacks.engine import apgd_schedule  # reaching inside: the schedule is checked against the paper
 
 TOL = 1e-6  # float rounding of x + d
 
@@ -240,7 +240,7 @@ def test_apgd_checkpoints_follow_paper():
     while ps[-1] < 1:
         ps.append(ps[-1] + max(ps[-1] - ps[-2] - 0.03, 0.06))
     expected = [round(p * 100) for p in ps if p <= 1.0 + 1e-9]
-    first, minimum, decr = _apgd_schedule(100)
+    first, minimum, decr = apgd_schedule(100)
     ws, period = [0], first
     while ws[-1] + period <= 100:
         ws.append(ws[-1] + period)

@@ -1,7 +1,6 @@
 """The checkpoint cache (radlib.cache, run_method(cache=...)): a hit reproduces the trained run exactly, and
 anything that decides the weights (config, images, radlib source) leads to another entry."""
 import dataclasses
-import json
 
 import numpy as np
 import pytest

@@ -17,7 +17,7 @@ from radlib.pipeline import fit_score, score_protocol
 from radlib.profiles import PROFILES
 from radlib.pseudo_anomaly import CUTPASTE_POLICY, CUTPASTE_UNION_POLICY, ROTATION_POLICY, cutpaste, policy_for, rotate
 from radlib.score import EnsembleScore, official_tta
-from radlib.train import TrainConfig, TrainResult, _Step, train, training_views
+from radlib.train import TrainConfig, TrainResult, TrainStep, train, training_views
 
 #: a distortion that changes nothing, so the geometry of the views can be read off exactly
 NO_DISTORTION = SimCLRAugment(crop=False, strength=0.0, jitter_p=0.0, grayscale_p=0.0)
@@ -55,7 +55,7 @@ def test_the_trainer_uses_the_official_view_order(monkeypatch):
         return out
 
     monkeypatch.setattr("radlib.train.training_views", spy)
-    step = _Step(cfg, model, cfg.policy(), None)
+    step = TrainStep(cfg, model, cfg.policy(), None)
     assert step.augment.flip_p == 0.0, "the SimCLR distortion after the rotations must not flip"
     step(_asym(8), torch.Generator().manual_seed(0))
     assert seen["views"][0].shape == (32, 3, 12, 12)

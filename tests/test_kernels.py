@@ -103,6 +103,6 @@ def test_narrow_networks_stay_nchw_on_a_cpu():
     assert uses_channels_last(cpu, width=16) is mkldnn and uses_channels_last(cpu) is mkldnn
     assert uses_channels_last(torch.device("cuda"), width=4) is True
     assert uses_channels_last(cpu, enabled=False, width=64) is False
-    from radlib.train import _Step, TrainConfig
+    from radlib.train import TrainStep, TrainConfig
     model = build_model(image_size=16, num_transforms=4, width=4)
-    assert _Step(TrainConfig(method="csi", dataset="digits", image_size=16, width=4), model, None, None).channels_last is False
+    assert TrainStep(TrainConfig(method="csi", dataset="digits", image_size=16, width=4), model, None, None).channels_last is False

@@ -221,3 +221,40 @@ def test_make_test_runs_the_static_checks():
     import tomllib
     tool = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]
     assert tool["mypy"]["files"] == ["radlib"] and {"F", "B"} <= set(tool["ruff"]["lint"]["select"])
+
+
+def _private_imports(path: Path, package: str | None) -> list[str]:
+    """``from radlib... import _name`` (or from a ``_module``) in one file, as 'path:line name'."""
+    out = []
+    lines = path.read_text().splitlines()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            if package is None:
+                continue
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        if not target.startswith("radlib"):
+            continue
+        private_module = any(part.startswith("_") and not part.startswith("__") for part in target.split("."))
+        names = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+        if (private_module or names) and "reaching inside" not in lines[node.lineno - 1]:
+            out.append(f"{path.name}:{node.lineno} {target} {names}")
+    return out
+
+
+def test_no_private_name_crosses_a_module():
+    """No radlib module, benchmark or test imports another module's _private name (or a _module); a test that
+    must reach inside says so on the line (`# reaching inside: why`)."""
+    found = []
+    for name in MODULES:
+        path = _module_path(name)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found += _private_imports(path, package)
+    for folder in ("benchmarks", "tests"):
+        for path in sorted((ROOT.parent / folder).glob("*.py")):
+            found += _private_imports(path, None)
+    assert not found, "private names imported across modules:\n" + "\n".join(found)

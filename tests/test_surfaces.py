@@ -27,8 +27,8 @@ except Exception:  # another loader of the package is broken: import this module
     sys.modules["radlib.data"] = pkg
     S = importlib.import_module("radlib.data.surfaces")
 
-from radlib.data._base import ADDataset, load  # noqa: E402
-from radlib.data.surface_defects import _polyline_distance  # noqa: E402
+from radlib.data.base import ADDataset, load  # noqa: E402
+from radlib.data.surface_defects import polyline_distance  # noqa: E402
 
 
 def small(**kw) -> ADDataset:
@@ -262,7 +262,7 @@ def test_raw_pixel_baselines_are_far_from_perfect():
 def test_polyline_distance_matches_naive_loop():
     g = torch.Generator().manual_seed(0)
     pts = torch.rand((2, 4, 2), generator=g) * 16
-    d = _polyline_distance(pts, 16).numpy()
+    d = polyline_distance(pts, 16).numpy()
     for i in range(2):
         for yy in range(16):
             for xx in range(16):

@@ -202,14 +202,14 @@ def test_training_attacks_edge_cases_and_bad_input(tiny):
 
 def test_fused_step_trains_as_the_sequential_step():
     # the trainer's step with fused attacks = the step with one attack per call (same losses, float64)
-    from radlib.train import _Step
+    from radlib.train import TrainStep
     cfg = TrainConfig(method="cobra", dataset="digits", image_size=SIZE, width=4, batch_size=4, attack_steps=2,
                       channels_last=False, amp=False)
     torch.manual_seed(0)
     model = build_model(cfg.model_config()).double()
     x = torch.rand(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)).double()
     # a copy each: the train-mode forward of a step updates the BatchNorm running statistics
-    terms = [_Step(cfg, copy.deepcopy(model), cfg.policy(), None, fused_attacks=f)(x, torch.Generator().manual_seed(5))
+    terms = [TrainStep(cfg, copy.deepcopy(model), cfg.policy(), None, fused_attacks=f)(x, torch.Generator().manual_seed(5))
              for f in (True, False)]
     assert set(terms[0]) == {"nt_xent", "opposite", "cls", "loss"}
     for k in terms[0]:

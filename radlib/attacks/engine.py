@@ -24,7 +24,7 @@ NORMS = ("linf", "l2")
 MODES = ("both", "in", "out")
 ATTACK_METHODS = ("pgd", "apgd", "square")
 _NORMS = NORMS
-_TINY = 1e-12
+TINY = 1e-12
 
 
 def step_size(eps: float, steps: int, alpha: float | None = None) -> float:
@@ -42,7 +42,7 @@ def step_size(eps: float, steps: int, alpha: float | None = None) -> float:
 # ----------------------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------------------
-def _check_common(x: Tensor, eps: float, norm: str, clamp: tuple[float, float], steps: int | None = None) -> None:
+def check_attack_inputs(x: Tensor, eps: float, norm: str, clamp: tuple[float, float], steps: int | None = None) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -63,7 +63,7 @@ def _check_common(x: Tensor, eps: float, norm: str, clamp: tuple[float, float], 
                          f"[{float(x.min()):.4g}, {float(x.max()):.4g}]")
 
 
-def _per_sample(loss: Tensor, n: int, name: str = "loss_fn") -> Tensor:
+def per_sample_loss(loss: Tensor, n: int, name: str = "loss_fn") -> Tensor:
     if loss.ndim == 0:
         return loss
     if loss.shape != (n,):
@@ -74,12 +74,12 @@ def _per_sample(loss: Tensor, n: int, name: str = "loss_fn") -> Tensor:
 # ----------------------------------------------------------------------------------------------------------
 # geometry helpers (all vectorised over the batch)
 # ----------------------------------------------------------------------------------------------------------
-def _view(v: Tensor, x: Tensor) -> Tensor:
+def expand_like(v: Tensor, x: Tensor) -> Tensor:
     """(N,) -> (N, 1, 1, ...) broadcastable against x."""
     return v.reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def _l2(d: Tensor) -> Tensor:
+def l2_norms(d: Tensor) -> Tensor:
     """Per-sample L2 norm, (N,)."""
     return d.flatten(1).norm(dim=1)
 
@@ -94,7 +94,7 @@ def _project(x_adv: Tensor, x: Tensor, eps: float, norm: str, lo: float, hi: flo
     if norm == "linf":
         d = d.clamp(-eps, eps)
     else:
-        d = d * _view((eps / (_l2(d) + _TINY)).clamp(max=1.0), d)
+        d = d * expand_like((eps / (l2_norms(d) + TINY)).clamp(max=1.0), d)
     return (x + d).clamp(lo, hi)
 
 
@@ -102,10 +102,10 @@ def _direction(g: Tensor, norm: str) -> Tensor:
     """Steepest-ascent direction of unit norm: sign(g) for L-inf, g/||g||_2 (per sample) for L2."""
     if norm == "linf":
         return g.sign()
-    return g / _view(_l2(g) + _TINY, g)
+    return g / expand_like(l2_norms(g) + TINY, g)
 
 
-def _draw_unit(shape: torch.Size, norm: str, generator: torch.Generator | None, device: torch.device,
+def draw_unit(shape: torch.Size, norm: str, generator: torch.Generator | None, device: torch.device,
                sphere: bool) -> Tensor:
     """A random perturbation of radius <= 1 (float32, on ``device``), drawn from ``generator``.
 
@@ -118,10 +118,10 @@ def _draw_unit(shape: torch.Size, norm: str, generator: torch.Generator | None, 
     if norm == "linf":
         d = torch.rand(shape, generator=generator, device=gdev) * 2 - 1
         if sphere:
-            d = d / (d.flatten(1).abs().amax(dim=1) + _TINY).reshape(-1, *([1] * (len(shape) - 1)))
+            d = d / (d.flatten(1).abs().amax(dim=1) + TINY).reshape(-1, *([1] * (len(shape) - 1)))
     else:
         d = torch.randn(shape, generator=generator, device=gdev)
-        d = d / (_l2(d) + _TINY).reshape(-1, *([1] * (len(shape) - 1)))
+        d = d / (l2_norms(d) + TINY).reshape(-1, *([1] * (len(shape) - 1)))
         if not sphere:
             d = d * torch.rand(n, generator=generator, device=gdev).reshape(-1, *([1] * (len(shape) - 1)))
     return d.to(device)
@@ -132,7 +132,7 @@ def _loss_and_grad(loss_fn: Callable[[Tensor], Tensor], x_adv: Tensor, sign: flo
     """Loss at x_adv (detached; (N,) or scalar) and the gradient of sign * loss.sum() w.r.t. x_adv only."""
     xa = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = _per_sample(loss_fn(xa), xa.shape[0])
+        loss = per_sample_loss(loss_fn(xa), xa.shape[0])
         if per_sample and loss.ndim == 0:
             raise ValueError("loss_fn must return a per-sample loss of shape (N,) here "
                              "(restarts > 1 and apgd keep a per-sample best); got a scalar")
@@ -142,16 +142,16 @@ def _loss_and_grad(loss_fn: Callable[[Tensor], Tensor], x_adv: Tensor, sign: flo
     return loss.detach(), g.detach()
 
 
-def _eval_loss(loss_fn: Callable[[Tensor], Tensor], x_adv: Tensor) -> Tensor:
+def eval_loss(loss_fn: Callable[[Tensor], Tensor], x_adv: Tensor) -> Tensor:
     """The loss at an iterate, without autograd; the iterate is clamped, so scores skip their range check (a sync)."""
     with torch.no_grad(), trusted_pixels():
-        return _per_sample(loss_fn(x_adv), x_adv.shape[0]).detach()
+        return per_sample_loss(loss_fn(x_adv), x_adv.shape[0]).detach()
 
 
 # ----------------------------------------------------------------------------------------------------------
 # PGD
 # ----------------------------------------------------------------------------------------------------------
-def _pgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | None, *, eps: float, steps: int,
+def pgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | None, *, eps: float, steps: int,
              alpha: float, norm: str, sign: float, lo: float, hi: float, per_sample: bool) -> Tensor:
     """One PGD run from x + eps * delta0 (delta0 of radius <= 1, or None for x itself); final iterate."""
     x_adv = x.clone() if delta0 is None else _project(x + eps * delta0.to(x.dtype), x, eps, norm, lo, hi)
@@ -161,7 +161,7 @@ def _pgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | No
     return x_adv.detach()
 
 
-def _best_of(loss_fn: Callable[[Tensor], Tensor], x: Tensor, runs: Callable[[int], Tensor], restarts: int,
+def best_of(loss_fn: Callable[[Tensor], Tensor], x: Tensor, runs: Callable[[int], Tensor], restarts: int,
              maximize: bool) -> Tensor:
     """Run ``runs(r)`` for r in range(restarts); keep per sample the point with the best final loss.
 
@@ -170,14 +170,14 @@ def _best_of(loss_fn: Callable[[Tensor], Tensor], x: Tensor, runs: Callable[[int
     best = runs(0)
     if restarts == 1:
         return best
-    best_loss = _eval_loss(loss_fn, best)
+    best_loss = eval_loss(loss_fn, best)
     if best_loss.ndim == 0:
         raise ValueError("restarts > 1 needs a per-sample loss of shape (N,) from loss_fn, got a scalar")
     for r in range(1, restarts):
         cand = runs(r)
-        cand_loss = _eval_loss(loss_fn, cand)
+        cand_loss = eval_loss(loss_fn, cand)
         better = cand_loss > best_loss if maximize else cand_loss < best_loss
-        best = torch.where(_view(better, best), cand, best)
+        best = torch.where(expand_like(better, best), cand, best)
         best_loss = torch.where(better, cand_loss, best_loss)
     return best
 
@@ -214,7 +214,7 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, steps: in
         ValueError: negative eps/alpha, steps < 0, restarts < 1, unknown norm, x outside ``clamp``, a loss of
             the wrong shape, or restarts > 1 with a scalar loss.
     """
-    _check_common(x, eps, norm, clamp, steps)
+    check_attack_inputs(x, eps, norm, clamp, steps)
     if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
         raise ValueError(f"restarts must be an int >= 1, got {restarts!r}")
     if alpha is not None and (not math.isfinite(alpha) or alpha < 0):
@@ -226,17 +226,17 @@ def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, steps: in
     sign = 1.0 if maximize else -1.0
 
     def run(_r: int) -> Tensor:
-        delta0 = _draw_unit(x.shape, norm, generator, x.device, sphere=False) if random_start else None
-        return _pgd_run(loss_fn, x.detach(), delta0, eps=eps, steps=steps, alpha=step, norm=norm, sign=sign,
+        delta0 = draw_unit(x.shape, norm, generator, x.device, sphere=False) if random_start else None
+        return pgd_run(loss_fn, x.detach(), delta0, eps=eps, steps=steps, alpha=step, norm=norm, sign=sign,
                         lo=lo, hi=hi, per_sample=restarts > 1)
 
-    return _best_of(loss_fn, x, run, restarts, maximize)
+    return best_of(loss_fn, x, run, restarts, maximize)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # APGD
 # ----------------------------------------------------------------------------------------------------------
-def _apgd_schedule(steps: int) -> tuple[int, int, int]:
+def apgd_schedule(steps: int) -> tuple[int, int, int]:
     """Checkpoint lengths in iterations: first period, minimum period, per-checkpoint decrease.
 
     The paper's checkpoints are w_j = ceil(p_j * N) with p_0 = 0, p_1 = 0.22 and
@@ -246,7 +246,7 @@ def _apgd_schedule(steps: int) -> tuple[int, int, int]:
     return max(int(0.22 * steps), 1), max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
 
 
-def _apgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | None, *, eps: float, steps: int,
+def apgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | None, *, eps: float, steps: int,
               norm: str, sign: float, rho: float, lo: float, hi: float) -> tuple[Tensor, Tensor]:
     """One APGD run maximising ``sign * loss``; returns (x_best, best loss in the ``sign`` convention)."""
     n = x.shape[0]
@@ -260,7 +260,7 @@ def _apgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | N
     x_best, f_best, g_best = x_cur.clone(), f_cur.clone(), g_cur.clone()
     eta = torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype)  # per-sample step size
     x_prev = x_cur
-    period, period_min, period_decr = _apgd_schedule(steps)
+    period, period_min, period_decr = apgd_schedule(steps)
     since_check = 0
     n_success = torch.zeros(n, device=x.device)  # f(x^{k+1}) > f(x^k) since the last checkpoint
     f_best_at_check = f_best.clone()
@@ -270,15 +270,15 @@ def _apgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | N
     momentum = 0.75
     for k in range(steps):
         a = 1.0 if k == 0 else momentum  # x^(1) is a plain projected step
-        z = _project(x_cur + _view(eta, x) * _direction(g_cur, norm), x, eps, norm, lo, hi)
+        z = _project(x_cur + expand_like(eta, x) * _direction(g_cur, norm), x, eps, norm, lo, hi)
         x_new = _project(x_cur + a * (z - x_cur) + (1.0 - a) * (x_cur - x_prev), x, eps, norm, lo, hi)
         x_prev, x_cur = x_cur, x_new
         f_new, g_cur = objective(x_cur)
         n_success += (f_new > f_cur).to(n_success.dtype)
         f_cur = f_new
         improved = f_cur > f_best
-        x_best = torch.where(_view(improved, x), x_cur, x_best)
-        g_best = torch.where(_view(improved, x), g_cur, g_best)
+        x_best = torch.where(expand_like(improved, x), x_cur, x_best)
+        g_best = torch.where(expand_like(improved, x), g_cur, g_best)
         f_best = torch.where(improved, f_cur, f_best)
         since_check += 1
         if since_check == period:  # checkpoint w_j: a Python-side schedule, no host sync
@@ -287,8 +287,8 @@ def _apgd_run(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta0: Tensor | N
             reduce = cond1 | cond2
             eta = torch.where(reduce, eta / 2, eta)
             # restart the halved samples from their best point (x_prev stays: momentum x_best - x^(k)).
-            x_cur = torch.where(_view(reduce, x), x_best, x_cur)
-            g_cur = torch.where(_view(reduce, x), g_best, g_cur)
+            x_cur = torch.where(expand_like(reduce, x), x_best, x_cur)
+            g_cur = torch.where(expand_like(reduce, x), g_best, g_cur)
             f_cur = torch.where(reduce, f_best, f_cur)
             reduced_at_check = reduce
             f_best_at_check = f_best.clone()
@@ -329,12 +329,12 @@ def apgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, steps: i
     Deviations: the paper's "< rho" is used for condition (1) (the reference code uses "<="); after a
     restart the next success is judged against the loss of the restart point (the best loss).
     """
-    _check_common(x, eps, norm, clamp, steps)
+    check_attack_inputs(x, eps, norm, clamp, steps)
     if not isinstance(rho, (int, float)) or not 0 < rho <= 1:
         raise ValueError(f"rho must be in (0, 1], got {rho!r}")
     if eps == 0:
         return x.detach().clone()
-    delta0 = _draw_unit(x.shape, norm, generator, x.device, sphere=True)
-    x_best, _ = _apgd_run(loss_fn, x.detach(), delta0, eps=eps, steps=steps, norm=norm,
+    delta0 = draw_unit(x.shape, norm, generator, x.device, sphere=True)
+    x_best, _ = apgd_run(loss_fn, x.detach(), delta0, eps=eps, steps=steps, norm=norm,
                           sign=1.0 if maximize else -1.0, rho=rho, lo=clamp[0], hi=clamp[1])
     return x_best

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from ..validate import as_float32, check_attack_args, check_device, check_labels
 from .square import square
-from .engine import (_TINY, ATTACK_METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, _apgd_run, _best_of,
-                     _check_common, _draw_unit, _l2, _pgd_run, _per_sample, _view, step_size)
+from .engine import (TINY, ATTACK_METHODS as _METHODS, MODES as _MODES, NORMS as _NORMS, apgd_run, best_of,
+                     check_attack_inputs, draw_unit, l2_norms, pgd_run, per_sample_loss, expand_like, step_size)
 
 __all__ = ["attack_score", "ScoreAsLogits", "random_noise"]
 
@@ -68,7 +68,7 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
     dims = math.prod(x.shape[1:]) if isinstance(x, Tensor) and x.ndim >= 2 else None
     eps, steps, alpha, restarts = check_attack_args(eps, steps=steps, norm=norm, alpha=alpha, restarts=restarts,
                                                     dims=dims)
-    _check_common(x, eps, norm, (0.0, 1.0), steps)
+    check_attack_inputs(x, eps, norm, (0.0, 1.0), steps)
     dtype_in = x.dtype
     x = as_float32(x)
     labels = check_labels(labels, x.shape[0]).to(x.device)
@@ -83,8 +83,8 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
     sign_all = 1.0 - 2.0 * labels.to(x.dtype)  # +1 normal (push up), -1 anomaly (push down)
     if mode != "both":
         sign_all = sign_all * (labels == (0 if mode == "in" else 1)).to(x.dtype)
-    keep = _view(sign_all == 0, x)
-    starts = [torch.where(keep, 0.0, _draw_unit(x.shape, norm, generator, x.device, sphere=sphere))
+    keep = expand_like(sign_all == 0, x)
+    starts = [torch.where(keep, 0.0, draw_unit(x.shape, norm, generator, x.device, sphere=sphere))
               for _ in range(restarts)]
     step = step_size(eps, steps, alpha)
 
@@ -95,18 +95,18 @@ def attack_score(score_fn: Callable[[Tensor], Tensor], x: Tensor, labels: Tensor
                              "requires grad (e.g. a radlib.score.AnomalyScore, or torch operations on the images "
                              "without .detach(), torch.no_grad(), .item() or numpy); a score without gradients "
                              "can only be attacked by a query attack: radlib.attacks.square.square")
-        return sign_all * _per_sample(s, xa.shape[0], "score_fn")
+        return sign_all * per_sample_loss(s, xa.shape[0], "score_fn")
 
     def run(r: int) -> Tensor:
         if method == "square":
             return square(loss_fn, x, eps=eps, queries=steps, norm=norm, generator=generator)
         if method == "pgd":
-            return _pgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, alpha=step, norm=norm,
+            return pgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, alpha=step, norm=norm,
                             sign=1.0, lo=0.0, hi=1.0, per_sample=True)
-        return _apgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, norm=norm, sign=1.0, rho=0.75,
+        return apgd_run(loss_fn, x, starts[r], eps=eps, steps=steps, norm=norm, sign=1.0, rho=0.75,
                          lo=0.0, hi=1.0)[0]
 
-    return torch.where(keep, x, _best_of(loss_fn, x, run, restarts, maximize=True)).to(dtype_in)
+    return torch.where(keep, x, best_of(loss_fn, x, run, restarts, maximize=True)).to(dtype_in)
 
 
 class ScoreAsLogits(nn.Module):
@@ -142,7 +142,7 @@ class ScoreAsLogits(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(n, C, H, W) images -> (n, 2) logits ``[-s/2, s/2]``."""
-        s = _per_sample(self.score_fn(x), x.shape[0], "score_fn")
+        s = per_sample_loss(self.score_fn(x), x.shape[0], "score_fn")
         if s.ndim == 0:
             raise ValueError("score_fn must return one score per image, shape (n,)")
         half = s / 2
@@ -164,7 +164,7 @@ def random_noise(x: Tensor, eps: float, norm: Literal["linf", "l2"] = "linf",
     Returns:
         Perturbed images, same shape/dtype/device as x.
     """
-    _check_common(x, eps, norm, (0.0, 1.0))
+    check_attack_inputs(x, eps, norm, (0.0, 1.0))
     if eps == 0:
         return x.detach().clone()
     gdev = generator.device if generator is not None else x.device
@@ -172,5 +172,5 @@ def random_noise(x: Tensor, eps: float, norm: Literal["linf", "l2"] = "linf",
         d = torch.randint(0, 2, x.shape, generator=generator, device=gdev).float() * 2 - 1
     else:
         d = torch.randn(x.shape, generator=generator, device=gdev)
-        d = d / _view(_l2(d) + _TINY, d)
+        d = d / expand_like(l2_norms(d) + TINY, d)
     return (x.detach() + eps * d.to(device=x.device, dtype=x.dtype)).clamp(0.0, 1.0)

@@ -41,7 +41,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .engine import _check_common, _eval_loss, _l2, _view
+from .engine import check_attack_inputs, eval_loss, l2_norms, expand_like
 
 __all__ = ["square", "p_schedule"]
 
@@ -101,7 +101,7 @@ def square(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, querie
         The per-sample best point found (detached, same shape/dtype/device as x), inside the ball and ``clamp``;
         its loss is never worse than that of the starting stripes.
     """
-    _check_common(x, eps, norm, clamp)
+    check_attack_inputs(x, eps, norm, clamp)
     if isinstance(queries, bool) or not isinstance(queries, int) or queries < 1:
         raise ValueError(f"queries must be an int >= 1, got {queries!r}")
     if not 0 < p_init <= 1:
@@ -119,9 +119,9 @@ def square(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, querie
     else:  # L2: a random direction at the ball's radius
         gdev = generator.device if generator is not None else x.device
         d = torch.randn(x.shape, generator=generator, device=gdev).to(device=x.device, dtype=x.dtype)
-        delta = eps * d / _view(_l2(d) + 1e-12, d)
+        delta = eps * d / expand_like(l2_norms(d) + 1e-12, d)
     best = (x + delta).clamp(lo, hi)
-    best_loss = sign * _eval_loss(loss_fn, best)
+    best_loss = sign * eval_loss(loss_fn, best)
     for q in range(1, queries):
         s = min(max(int(round(math.sqrt(p_schedule(p_init, q, queries) * h * w))), 1), max(h - 1, 1))
         mask = _windows(n, h, w, s, generator, x.device)
@@ -132,13 +132,13 @@ def square(loss_fn: Callable[[Tensor], Tensor], x: Tensor, *, eps: float, querie
             gdev = generator.device if generator is not None else x.device
             bump = torch.randn((n, c, 1, 1), generator=generator, device=gdev).to(x.device, x.dtype)
             step = bump * mask.to(x.dtype)
-            step = step * _view(math.sqrt(p_schedule(p_init, q, queries)) * eps / (_l2(step) + 1e-12), step)
+            step = step * expand_like(math.sqrt(p_schedule(p_init, q, queries)) * eps / (l2_norms(step) + 1e-12), step)
             new = current + step
-            new = new * _view((eps / (_l2(new) + 1e-12)).clamp(max=1.0), new)
+            new = new * expand_like((eps / (l2_norms(new) + 1e-12)).clamp(max=1.0), new)
             cand = (x + new).clamp(lo, hi)
-        cand_loss = sign * _eval_loss(loss_fn, cand)
+        cand_loss = sign * eval_loss(loss_fn, cand)
         better = cand_loss > best_loss
-        best = torch.where(_view(better, best), cand, best)
+        best = torch.where(expand_like(better, best), cand, best)
         best_loss = torch.where(better, cand_loss, best_loss)
     return best
 
@@ -154,6 +154,6 @@ def _linf_candidate(x: Tensor, best: Tensor, current: Tensor, mask: Tensor, eps:
     for _ in range(5):
         vals = eps * _signs((n, c, 1, 1), generator, x.device, x.dtype)
         draw = (x + torch.where(mask, vals.expand_as(x), current)).clamp(lo, hi)
-        cand = torch.where(_view(unchanged, x), draw, cand)
+        cand = torch.where(expand_like(unchanged, x), draw, cand)
         unchanged = ((cand - best).abs() * m).sum((1, 2, 3)) < 1e-7
     return cand

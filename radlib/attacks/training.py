@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
-from .engine import _check_common, _draw_unit, _pgd_run, pgd, step_size
+from .engine import check_attack_inputs, draw_unit, pgd_run, pgd, step_size
 
 __all__ = ["atpt", "atnt", "rtp", "random_chunk_cycle", "training_attacks", "TRAINING_ATTACKS"]
 
@@ -138,7 +138,7 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
         raise ValueError(f"names must be distinct attacks among {tuple(TRAINING_ATTACKS)}, got {tuple(names)}")
     if v1.shape != v2.shape:
         raise ValueError(f"v1 and v2 must have the same shape, got {tuple(v1.shape)} and {tuple(v2.shape)}")
-    _check_common(v1, eps, norm, (0.0, 1.0), steps)
+    check_attack_inputs(v1, eps, norm, (0.0, 1.0), steps)
     m = v1.shape[0]
     if "atnt" in names and (K < 2 or m % K):
         raise ValueError(f"atnt needs K >= 2 chunks dividing the batch, got K={K}, batch {m}")
@@ -153,7 +153,7 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
         x = v1 if name == "atpt" else v2
         origins.append(x)
         if eps > 0:
-            starts.append(_draw_unit(x.shape, norm, generator, x.device, sphere=False))
+            starts.append(draw_unit(x.shape, norm, generator, x.device, sphere=False))
     if eps == 0:
         return {n: x.detach().clone() for n, x in zip(names, origins)}
     need_target = any(n in ("atpt", "atnt") for n in names)
@@ -177,6 +177,6 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
         return total
 
     x0, d0 = torch.cat(origins), torch.cat(starts)
-    adv = _pgd_run(loss_fn, x0.detach(), d0, eps=eps, steps=steps, alpha=step_size(eps, steps, alpha), norm=norm,
+    adv = pgd_run(loss_fn, x0.detach(), d0, eps=eps, steps=steps, alpha=step_size(eps, steps, alpha), norm=norm,
                    sign=1.0, lo=0.0, hi=1.0, per_sample=False)
     return {name: adv[i * m:(i + 1) * m] for i, name in enumerate(names)}

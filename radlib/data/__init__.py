@@ -8,7 +8,7 @@ Example:
     >>> ds.train.images.dtype, ds.image_size, int(ds.train.labels.sum())  # uint8, 16 px, normals only
     (torch.uint8, 16, 0)
 """
-from ._base import (ADDataset, DatasetError, Split, available, contaminate, load, register,  # noqa: F401
+from .base import (ADDataset, DatasetError, Split, available, contaminate, load, register,  # noqa: F401
                     to_float)
 from . import surfaces  # noqa: F401,E402  (registers "surfaces")
 from . import builtin  # noqa: F401,E402  (digits, mnist, fashion_mnist, cifar10, cifar100, svhn)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ._base import ADDataset, DatasetError, Split, register
+from .base import ADDataset, DatasetError, Split, register
 from .download import cleanup_on_failure, host_reachable, resolve_root
 
 __all__ = ["prepare_images", "pick_indices", "resolve_class", "resolve_classes", "one_vs_rest", "read_idx", "CIFAR100_COARSE",

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ._base import DatasetError
+from .base import DatasetError
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image", "read_mask", "list_images", "decode_all"]
 

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from ._base import DatasetError
+from .base import DatasetError
 
 __all__ = ["find_root", "resolve_root", "sha256sum", "download_url", "extract_archive", "host_reachable",
            "cleanup_on_failure", "ensure_dataset"]

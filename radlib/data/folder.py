@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._base import ADDataset, DatasetError, Split, register
+from .base import ADDataset, DatasetError, Split, register
 from .builtin import pick_indices
 from .decode import IMAGE_EXTENSIONS, decode_all, list_images, read_image, read_mask
 from .download import ensure_dataset, resolve_root

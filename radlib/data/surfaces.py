@@ -40,9 +40,9 @@ from typing import Sequence
 
 import torch
 
-from ._base import ADDataset, Split, register
+from .base import ADDataset, Split, register
 from .surface_defects import DEFECT_FNS
-from .surface_textures import TEXTURES, _grid, _u
+from .surface_textures import TEXTURES, pixel_grid01, uniform
 
 __all__ = ["CATEGORIES", "DEFECTS", "DEFECT_TYPES", "generate", "load_surfaces"]
 
@@ -138,10 +138,10 @@ def generate(category: str, n: int, image_size: int, *,
         img[rows] = torch.where(m, new, sub)
         mask[rows] = m
     # lighting (global brightness + linear gradient) and sensor noise, shared by clean and defective renders
-    x, y = _grid(s)
-    phi = _u(g, n, 0, 2 * math.pi).view(-1, 1, 1)
-    grad = _u(g, n, 0.0, 0.3).view(-1, 1, 1)
-    light = (1 + _u(g, n, -0.15, 0.15).view(-1, 1, 1)) * (1 + grad * (torch.cos(phi) * (x - 0.5)
+    x, y = pixel_grid01(s)
+    phi = uniform(g, n, 0, 2 * math.pi).view(-1, 1, 1)
+    grad = uniform(g, n, 0.0, 0.3).view(-1, 1, 1)
+    light = (1 + uniform(g, n, -0.15, 0.15).view(-1, 1, 1)) * (1 + grad * (torch.cos(phi) * (x - 0.5)
                                                                        + torch.sin(phi) * (y - 0.5)))
     noise = torch.randn((n, 3, s, s), generator=g).mul_(0.015)
     light = light.unsqueeze(1)

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .sets import _EXTRA_STYLES, ANY_STATE, GROUP_STYLE, EmbeddingSet, _field_array
+from .sets import EXTRA_STYLES, ANY_STATE, GROUP_STYLE, EmbeddingSet, field_array
 
 __all__ = ["EmbeddingExplorer"]
 
@@ -62,7 +62,7 @@ class EmbeddingExplorer:
             raise ValueError("table needs a 'group' field (the group name of every point)")
         n = xy.shape[0]
         self.coords = xy.astype(np.float64)
-        self.table = {k: _field_array(v, n, k) for k, v in table.items()}
+        self.table = {k: field_array(v, n, k) for k, v in table.items()}
         self.axis_label = axis_label
         self.title = title
         self.figsize = figsize
@@ -101,7 +101,7 @@ class EmbeddingExplorer:
 
     # ------------------------------------------------------------------ state
     def _styles(self) -> dict[str, tuple[str, str]]:
-        extra = iter(_EXTRA_STYLES * (1 + len(self.groups) // len(_EXTRA_STYLES)))
+        extra = iter(EXTRA_STYLES * (1 + len(self.groups) // len(EXTRA_STYLES)))
         return {g: GROUP_STYLE.get(g) or next(extra) for g in self.groups}
 
     def _resolve(self, state: Mapping[str, Any]) -> dict[str, Any]:

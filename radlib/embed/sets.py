@@ -17,19 +17,19 @@ __all__ = ["EmbeddingSet", "collect_embeddings", "ANY_STATE", "GROUP_STYLE"]
 #: attack does not touch, kept as a fixed reference cloud).
 ANY_STATE = "any"
 
-#: colour and marker per well-known group name; other groups cycle through ``_EXTRA_STYLES``.
+#: colour and marker per well-known group name; other groups cycle through ``EXTRA_STYLES``.
 GROUP_STYLE: dict[str, tuple[str, str]] = {
     "normal": ("tab:blue", "o"),
     "pseudo-anomaly": ("tab:orange", "^"),
     "anomaly": ("tab:red", "X"),
     "real anomaly": ("tab:red", "X"),
 }
-_EXTRA_STYLES = [("tab:green", "s"), ("tab:purple", "D"), ("tab:brown", "P"), ("tab:pink", "v"),
+EXTRA_STYLES = [("tab:green", "s"), ("tab:purple", "D"), ("tab:brown", "P"), ("tab:pink", "v"),
                  ("tab:olive", "*"), ("tab:cyan", "h"), ("tab:gray", "<")]
 
 
 # --------------------------------------------------------------------------------------------- the set
-def _field_array(values: Any, n: int, name: str) -> np.ndarray:
+def field_array(values: Any, n: int, name: str) -> np.ndarray:
     """A per-point field: a scalar is broadcast to n points, a sequence must have n entries."""
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
@@ -78,7 +78,7 @@ class EmbeddingSet:
         if n and (int(self.group.min()) < 0 or int(self.group.max()) >= len(self.group_names)):
             raise ValueError(f"group indices must be in [0, {len(self.group_names)}), got "
                              f"[{int(self.group.min())}, {int(self.group.max())}]")
-        self.extra = {str(k): _field_array(v, n, k) for k, v in self.extra.items()}
+        self.extra = {str(k): field_array(v, n, k) for k, v in self.extra.items()}
 
     def __len__(self) -> int:
         return self.features.shape[0]

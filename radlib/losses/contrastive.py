@@ -15,7 +15,7 @@ __all__ = ["nt_xent", "supcon_loss", "opposite_pair_loss"]
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _check_int(value: object, name: str, minimum: int) -> int:
+def check_int(value: object, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
@@ -23,7 +23,7 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return value
 
 
-def _check_positive(value: object, name: str) -> float:
+def check_positive(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -32,7 +32,7 @@ def _check_positive(value: object, name: str) -> float:
     return value
 
 
-def _check_matrix(z: object, name: str = "z") -> Tensor:
+def check_matrix(z: object, name: str = "z") -> Tensor:
     if not isinstance(z, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
     if z.dim() != 2:
@@ -44,41 +44,41 @@ def _check_matrix(z: object, name: str = "z") -> Tensor:
     return z
 
 
-def _stack_views(z: Tensor | Sequence[Tensor], n_views: int | None, min_views: int = 2) -> tuple[Tensor, int, int]:
+def stack_views(z: Tensor | Sequence[Tensor], n_views: int | None, min_views: int = 2) -> tuple[Tensor, int, int]:
     """Return ``(z (V*B, d), V, B)`` from a view-major tensor or a list of ``V`` tensors ``(B, d)``."""
     if isinstance(z, (list, tuple)):
         if len(z) == 0:
             raise ValueError("z is an empty list; expected V tensors of shape (B, d)")
-        views = [_check_matrix(t, f"z[{j}]") for j, t in enumerate(z)]
+        views = [check_matrix(t, f"z[{j}]") for j, t in enumerate(z)]
         if any(t.shape != views[0].shape for t in views):
             raise ValueError(f"all views in z must have the same shape, got {[tuple(t.shape) for t in views]}")
         if n_views is not None and n_views != len(views):
             raise ValueError(f"n_views={n_views} disagrees with the {len(views)} tensors passed in z")
-        _check_int(len(views), "n_views (number of tensors in z)", min_views)
+        check_int(len(views), "n_views (number of tensors in z)", min_views)
         return torch.cat(views, dim=0), len(views), views[0].shape[0]
-    z = _check_matrix(z)
+    z = check_matrix(z)
     if n_views is None:
         raise ValueError("n_views is required when z is a single (V*B, d) tensor")
-    _check_int(n_views, "n_views", min_views)
+    check_int(n_views, "n_views", min_views)
     if z.shape[0] % n_views != 0:
         raise ValueError(f"z has {z.shape[0]} rows, not divisible by n_views={n_views}")
     return z, n_views, z.shape[0] // n_views
 
 
-def _compute_dtype(z: Tensor) -> torch.dtype:
+def compute_dtype(z: Tensor) -> torch.dtype:
     return torch.float64 if z.dtype == torch.float64 else torch.float32
 
 
-def _unit(z: Tensor) -> Tensor:
+def unit_rows(z: Tensor) -> Tensor:
     """L2-normalised rows in float32 (float64 kept); call inside an autocast-disabled region."""
-    return F.normalize(z.to(_compute_dtype(z)), dim=-1)
+    return F.normalize(z.to(compute_dtype(z)), dim=-1)
 
 
-def _no_autocast(device: torch.device) -> torch.autocast:
+def no_autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, enabled=False)
 
 
-def _contrastive(logits: Tensor, positives: Tensor, excluded: Tensor | None = None) -> Tensor:
+def contrastive_from_logits(logits: Tensor, positives: Tensor, excluded: Tensor | None = None) -> Tensor:
     """Per-anchor **sum** over positives of ``-log softmax`` (denominator: every j != a not in ``excluded``).
 
     logits: (M, M) float; positives: (M, M) bool with a False diagonal; excluded: (M, M) bool or None
@@ -94,7 +94,7 @@ def _contrastive(logits: Tensor, positives: Tensor, excluded: Tensor | None = No
     return -picked.sum(dim=1)
 
 
-def _instance_positive_mask(b: int, v: int, device: torch.device) -> Tensor:
+def instance_positive_mask(b: int, v: int, device: torch.device) -> Tensor:
     """(V*B, V*B) bool: same within-view index, different row."""
     idx = torch.arange(v * b, device=device) % b
     return (idx[:, None] == idx[None, :]) & ~torch.eye(v * b, dtype=torch.bool, device=device)
@@ -129,13 +129,13 @@ def nt_xent(
     Unlike the official code (``-log(x / (denom + 1e-8) + 1e-8)``) the loss is an exact log-softmax via
     ``logsumexp``: no eps, no overflow for small temperatures.
     """
-    t = _check_positive(temperature, "temperature")
+    t = check_positive(temperature, "temperature")
     if reduction not in ("pairs", "anchors"):
         raise ValueError(f"reduction must be 'pairs' or 'anchors', got {reduction!r}")
-    zc, v, b = _stack_views(z, n_views)
-    with _no_autocast(zc.device):
-        u = _unit(zc)
-        per_anchor = _contrastive(u @ u.T / t, _instance_positive_mask(b, v, zc.device))
+    zc, v, b = stack_views(z, n_views)
+    with no_autocast(zc.device):
+        u = unit_rows(zc)
+        per_anchor = contrastive_from_logits(u @ u.T / t, instance_positive_mask(b, v, zc.device))
     denom = v * b * (v - 1) if reduction == "pairs" else v * b
     return per_anchor.sum() / denom
 
@@ -161,8 +161,8 @@ def supcon_loss(z: Tensor, labels: Tensor, temperature: float = 0.5) -> Tensor:
     Returns:
         scalar float32 tensor (float64 for float64 input).
     """
-    t = _check_positive(temperature, "temperature")
-    z = _check_matrix(z)
+    t = check_positive(temperature, "temperature")
+    z = check_matrix(z)
     if z.shape[0] < 2:
         raise ValueError(f"z needs at least 2 rows for a contrastive loss, got {z.shape[0]}")
     if not isinstance(labels, Tensor):
@@ -173,11 +173,11 @@ def supcon_loss(z: Tensor, labels: Tensor, temperature: float = 0.5) -> Tensor:
         raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
     labels = labels.to(z.device)
     m = z.shape[0]
-    with _no_autocast(z.device):
-        u = _unit(z)
+    with no_autocast(z.device):
+        u = unit_rows(z)
         pos = (labels[:, None] == labels[None, :]) & ~torch.eye(m, dtype=torch.bool, device=z.device)
         n_pos = pos.sum(dim=1)
-        per_anchor = _contrastive(u @ u.T / t, pos) / n_pos.clamp_min(1).to(u.dtype)
+        per_anchor = contrastive_from_logits(u @ u.T / t, pos) / n_pos.clamp_min(1).to(u.dtype)
         has_pos = (n_pos > 0).to(u.dtype)
         return (per_anchor * has_pos).sum() / has_pos.sum().clamp_min(1.0)
 
@@ -225,16 +225,16 @@ def opposite_pair_loss(
     Returns:
         scalar float32 tensor (float64 for float64 input).
     """
-    k_chunks = _check_int(K, "K", 1)
-    t = _check_positive(temperature, "temperature")
+    k_chunks = check_int(K, "K", 1)
+    t = check_positive(temperature, "temperature")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not -1.0 <= float(margin) < 1.0:
         raise ValueError(f"margin must be a number in [-1, 1), got {margin!r}")
-    zc, v, b = _stack_views(z, n_views, min_views=1)
+    zc, v, b = stack_views(z, n_views, min_views=1)
     if b % k_chunks != 0:
         raise ValueError(f"rows per view ({b}) are not divisible by K={k_chunks}")
     n = b // k_chunks
-    with _no_autocast(zc.device):
-        u = _unit(zc)
+    with no_autocast(zc.device):
+        u = unit_rows(zc)
         if k_chunks == 1:
             return u.sum() * 0.0
         u = u.reshape(v, k_chunks, n, -1)

@@ -9,8 +9,8 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-from .contrastive import (_check_int, _check_positive, _contrastive, _instance_positive_mask, _no_autocast,
-                          _stack_views, _unit)
+from .contrastive import (check_int, check_positive, contrastive_from_logits, instance_positive_mask, no_autocast,
+                          stack_views, unit_rows)
 
 __all__ = ["PairKind", "group_labels", "instance_labels", "pair_matrix", "pair_counts", "spurious_negatives",
            "nt_xent_without_spurious"]
@@ -28,9 +28,9 @@ class PairKind(IntEnum):
 
 
 def _layout_indices(n_images: int, K: int, n_views: int, device: torch.device | str | None) -> tuple[Tensor, ...]:
-    _check_int(n_images, "n_images", 1)
-    _check_int(K, "K", 1)
-    _check_int(n_views, "n_views", 1)
+    check_int(n_images, "n_images", 1)
+    check_int(K, "K", 1)
+    check_int(n_views, "n_views", 1)
     r = torch.arange(n_views * K * n_images, device=device)
     return r // (K * n_images), (r // n_images) % K, r % n_images  # view, group, image
 
@@ -104,13 +104,13 @@ def nt_xent_without_spurious(
     are dropped from the softmax denominator, so their gradient is exactly zero. Comparing its gradient with
     :func:`nt_xent`'s shows how much of the NT-Xent push comes from spurious negatives.
     """
-    t = _check_positive(temperature, "temperature")
-    k_chunks = _check_int(K, "K", 1)
-    zc, v, b = _stack_views(z, n_views)
+    t = check_positive(temperature, "temperature")
+    k_chunks = check_int(K, "K", 1)
+    zc, v, b = stack_views(z, n_views)
     if b % k_chunks != 0:
         raise ValueError(f"rows per view ({b}) are not divisible by K={k_chunks}")
     excluded = spurious_negatives(b // k_chunks, k_chunks, v, zc.device)
-    with _no_autocast(zc.device):
-        u = _unit(zc)
-        per_anchor = _contrastive(u @ u.T / t, _instance_positive_mask(b, v, zc.device), excluded)
+    with no_autocast(zc.device):
+        u = unit_rows(zc)
+        per_anchor = contrastive_from_logits(u @ u.T / t, instance_positive_mask(b, v, zc.device), excluded)
     return per_anchor.sum() / (v * b * (v - 1))

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .contrastive import nt_xent, _check_matrix, _check_positive, _compute_dtype, _no_autocast, _stack_views, _unit
+from .contrastive import nt_xent, check_matrix, check_positive, compute_dtype, no_autocast, stack_views, unit_rows
 
 __all__ = ["feature_center", "msc_loss", "transform_ce"]
 
@@ -29,9 +29,9 @@ def feature_center(features: Tensor, normalize: bool = True) -> Tensor:
     Returns:
         (d,) float32 tensor (float64 for float64 input), on ``features.device``.
     """
-    features = _check_matrix(features, "features")
-    with _no_autocast(features.device):
-        c = _unit(features).mean(dim=0)
+    features = check_matrix(features, "features")
+    with no_autocast(features.device):
+        c = unit_rows(features).mean(dim=0)
         return F.normalize(c, dim=0) if normalize else c
 
 
@@ -64,17 +64,17 @@ def msc_loss(
     Returns:
         scalar float32 tensor (float64 for float64 input).
     """
-    t = _check_positive(temperature, "temperature")
+    t = check_positive(temperature, "temperature")
     if isinstance(angular_weight, bool) or not isinstance(angular_weight, (int, float)) \
             or not math.isfinite(float(angular_weight)) or float(angular_weight) < 0.0:
         raise ValueError(f"angular_weight must be a finite number >= 0, got {angular_weight!r}")
-    zc, v, _ = _stack_views(z, n_views)
+    zc, v, _ = stack_views(z, n_views)
     if not isinstance(center, Tensor):
         raise TypeError(f"center must be a torch.Tensor, got {type(center).__name__}")
     if center.shape != (zc.shape[1],):
         raise ValueError(f"center must have shape ({zc.shape[1]},), got {tuple(center.shape)}")
-    with _no_autocast(zc.device):
-        u = _unit(zc)
+    with no_autocast(zc.device):
+        u = unit_rows(zc)
         c = center.to(device=u.device, dtype=u.dtype)
         loss = nt_xent(u - c, v, t)
         if angular_weight > 0.0:
@@ -90,13 +90,13 @@ def transform_ce(logits: Tensor, labels: Tensor, reduction: Literal["mean", "sum
         logits: (M, K) float head outputs. labels: (M,) int64 targets in [0, K) (e.g. :func:`group_labels`).
         reduction: as in :func:`torch.nn.functional.cross_entropy`.
     """
-    logits = _check_matrix(logits, "logits")
+    logits = check_matrix(logits, "logits")
     if not isinstance(labels, Tensor):
         raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be an integer tensor, got {labels.dtype}")
-    with _no_autocast(logits.device):
-        return F.cross_entropy(logits.to(_compute_dtype(logits)), labels.to(logits.device).long(),
+    with no_autocast(logits.device):
+        return F.cross_entropy(logits.to(compute_dtype(logits)), labels.to(logits.device).long(),
                                reduction=reduction)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..augment import check_images, rand
-from .transforms import TRANSFORMS, Generator, _check_name, cutpaste
+from .transforms import TRANSFORMS, Generator, check_transform_name, cutpaste
 
 __all__ = ["Policy", "ROTATION_POLICY", "CUTPASTE_POLICY", "CUTPASTE_UNION_POLICY", "policy_for"]
 
@@ -48,7 +48,7 @@ class Policy:
             if not chunk:
                 raise ValueError(f"chunk {k} is empty")
             for nm, p in chunk:
-                _check_name(nm)
+                check_transform_name(nm)
                 if not p > 0:
                     raise ValueError(f"chunk {k}: probability of {nm!r} must be > 0, got {p}")
             total = sum(p for _, p in chunk)

@@ -379,13 +379,13 @@ def available_transforms() -> tuple[str, ...]:
     return tuple(TRANSFORMS)
 
 
-def _check_name(name: str) -> None:
+def check_transform_name(name: str) -> None:
     if name not in TRANSFORMS:
         raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
 
 
 def apply_transform(name: str, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
     """Apply the registered transform ``name`` to the batch ``x`` (float (N, C, H, W) in [0, 1])."""
-    _check_name(name)
+    check_transform_name(name)
     check_images(x)
     return TRANSFORMS[name](x, generator)

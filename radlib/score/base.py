@@ -16,11 +16,11 @@ __all__ = ["AnomalyScore", "score_images"]
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _check_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+def check_score_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return check_images(x, name, uint8="convert", allow_empty=False)
 
 
-def _check_fit_images(x: torch.Tensor, name: str = "train_images") -> tuple[torch.Tensor, tuple[int, ...]]:
+def check_fit_images(x: torch.Tensor, name: str = "train_images") -> tuple[torch.Tensor, tuple[int, ...]]:
     """Validate a score's training images (uint8, or float finite in [0, 1]); return them (float64 as float32)
     and their shape (C, H, W), which the fitted score then requires."""
     check_images(x, name, uint8="accept", allow_empty=False)
@@ -68,7 +68,7 @@ class AnomalyScore:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         was_uint8 = isinstance(x, torch.Tensor) and x.dtype == torch.uint8
-        x = _check_images(x)
+        x = check_score_images(x)
         check_device(x.device, "x")
         check_device(self.device, "the score")
         check_input_shape(x, self.input_shape)  # before any test-time augmentation changes the batch
@@ -96,7 +96,7 @@ def score_images(score: Callable[[torch.Tensor], torch.Tensor], images: torch.Te
         float32 (N,) on the CPU. The batch partition is ``[0:bs], [bs:2bs], ...``: scores with random
         (seeded) transforms depend on it, so compare clean and attacked scores with the same ``batch_size``.
     """
-    _check_images(images, "images")
+    check_score_images(images, "images")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if device is None:

@@ -11,11 +11,11 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..augment import SimCLRAugment, horizontal_flip
-from ..data._base import to_float
+from ..data.base import to_float
 from ..device import make_generator
 from ..features import eval_mode, model_device
 from ..knn import check_chunk_size, chunked_argmax_dot, gather_dot, topk_dot
-from .base import AnomalyScore, _check_fit_images
+from .base import AnomalyScore, check_fit_images
 
 __all__ = ["EnsembleScore", "Augment", "PolicyLike", "official_tta"]
 
@@ -151,7 +151,7 @@ class EnsembleScore(AnomalyScore):
         Returns:
             an :class:`EnsembleScore` on ``device`` holding axis (K, M, d) and weights (K,).
         """
-        train_images, shape = _check_fit_images(train_images)
+        train_images, shape = check_fit_images(train_images)
         K = _check_policy(policy)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..features import FeatureName, model_features
 from ..gaussian import gaussian_fit
 from ..knn import check_chunk_size, knn_distance
-from .base import AnomalyScore, _check_fit_images
+from .base import AnomalyScore, check_fit_images
 
 __all__ = ["KNNScore", "MahalanobisScore"]
 
@@ -48,7 +48,7 @@ class KNNScore(AnomalyScore):
         """Store the normalised ``feature`` of every training image (uint8/float (M, C, H, W))."""
         if feature not in ("features", "projection"):
             raise ValueError(f"feature must be 'features' or 'projection', got {feature!r}")
-        train_images, shape = _check_fit_images(train_images)
+        train_images, shape = check_fit_images(train_images)
         bank = model_features(model, train_images, feature, batch_size=batch_size, device=device)
         score = cls(model, bank, k=k, feature=feature, chunk_size=chunk_size)
         score.input_shape = shape
@@ -94,7 +94,7 @@ class MahalanobisScore(AnomalyScore):
         """Fit mean and shrunk precision on the ``feature`` of the training images (M >= 2)."""
         if feature not in ("features", "projection"):
             raise ValueError(f"feature must be 'features' or 'projection', got {feature!r}")
-        train_images, shape = _check_fit_images(train_images)
+        train_images, shape = check_fit_images(train_images)
         if train_images.shape[0] < 2:
             raise ValueError(f"train_images needs at least 2 images, got {train_images.shape[0]}")
         f = model_features(model, train_images, feature, batch_size=batch_size, device=device).double()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..features import eval_mode, model_device
 from ..images import to_float
 from ..knn import check_chunk_size, knn_distance, max_cosine
-from .base import AnomalyScore, _check_fit_images
+from .base import AnomalyScore, check_fit_images
 
 __all__ = ["PatchKNNScore", "local_features"]
 
@@ -74,7 +74,7 @@ class PatchKNNScore(AnomalyScore):
             device: torch.device | str | None = None) -> "PatchKNNScore":
         """Bank every local feature of the normal training images (uint8/float (M, C, H, W)); ``max_bank``: keep a
         seeded random subset of that many rows (None: all)."""
-        train_images, shape = _check_fit_images(train_images)
+        train_images, shape = check_fit_images(train_images)
         if max_bank is not None and (isinstance(max_bank, bool) or not isinstance(max_bank, int) or max_bank < 1):
             raise ValueError(f"max_bank must be None or a positive int, got {max_bank!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
