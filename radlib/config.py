@@ -9,6 +9,7 @@ from typing import Any, Literal
 from .methods import get_method
 from .models import ModelConfig
 from .profiles import Profile
+from .data import dataset_info
 from .pseudo_anomaly import Policy, policy_for
 
 __all__ = ["TrainConfig", "PROFILE_FIELDS"]
@@ -133,7 +134,7 @@ class TrainConfig:
                      image_size: int | None = None, n_train: int | None = None, **overrides: Any) -> "TrainConfig":
         """The profile's sizes for ``method`` on ``dataset`` (``overrides`` win). ``n_train``: the number of
         training images, which turns a profile's ``train_steps`` budget into epochs (:meth:`Profile.epochs_for`)."""
-        low_res = policy_for(dataset).K == 4
+        low_res = dataset_info(dataset).resolution == "low"
         size = image_size or (profile.low_res_size if low_res else profile.image_size)
         base: dict[str, Any] = {field: getattr(profile, name) for name, field in PROFILE_FIELDS.items()}
         base.update(method=method, dataset=dataset, image_size=size, epochs=profile.epochs_for(n_train), crop=low_res)

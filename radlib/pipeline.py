@@ -23,13 +23,12 @@ import torch
 from .cache import cache_dir, is_complete, resolve_cache
 from .checkpoint import CheckpointError
 from .record import Provenance, data_identity, identity_differences
-from .data import ADDataset, load
+from .data import ADDataset, dataset_info, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
 from .specs import standard_attacks
 from .models import build_model
 from .profiles import Profile, get_profile
-from .pseudo_anomaly import policy_for
 from .purify import Purification, purify as purify_split
 from .score import AnomalyScore, ScoreKind, fit_score
 from .train import RunMismatch, TrainConfig, TrainResult, load_trained, train
@@ -42,13 +41,15 @@ def load_data(name: str, category: str | None, image_size: int | None, profile: 
               root: str | None = None, **options: Any) -> ADDataset:
     """:func:`radlib.data.load` at the profile's sizes.
 
-    ``image_size=None`` picks the profile's resolution: ``low_res_size`` for natural low-resolution data (K=4
-    rotation policies), ``image_size`` for industrial data. ``surfaces`` gets ``n_train``/``n_test`` images,
-    the other datasets are capped at ``max_train``/``max_test``.
+    What the dataset declared when it registered (:func:`radlib.data.dataset_info`) decides the sizes:
+    ``image_size=None`` picks ``low_res_size`` for ``resolution="low"`` data and ``image_size`` otherwise; a
+    ``sizes="generated"`` set gets ``n_train``/``n_test`` images, a ``"capped"`` one is cut to
+    ``max_train``/``max_test``.
     """
+    info = dataset_info(name)
     if image_size is None:
-        image_size = profile.low_res_size if policy_for(name).K == 4 else profile.image_size
-    if name == "surfaces":
+        image_size = profile.low_res_size if info.resolution == "low" else profile.image_size
+    if info.sizes == "generated":
         options = {"n_train": profile.n_train, "n_test": profile.n_test, **options}
     else:
         options = {"max_train": profile.max_train, "max_test": profile.max_test, **options}

@@ -22,6 +22,8 @@ import torch
 from ..images import to_float
 
 __all__ = [
+    "DatasetInfo",
+    "dataset_info",
     "Split",
     "ADDataset",
     "DatasetError",
@@ -161,31 +163,76 @@ class Loader(Protocol):
                  download: bool, channels: int, **options: Any) -> ADDataset: ...
 
 
+Resolution = Literal["low", "high"]
+SplitSizes = Literal["generated", "capped"]
+
+
 @dataclass(frozen=True)
-class _Entry:
+class DatasetInfo:
+    """Everything the rest of radlib asks about a dataset, declared once, with its loader (:func:`register`).
+
+    Attributes:
+        name, loader, description: the key, the function :func:`load` calls (:class:`Loader`), one line.
+        needs_download: the loader fetches files (``download=True``).
+        several_normal: the loader accepts several normal classes ("0,1": one-vs-rest datasets).
+        embedded: the data ships with radlib or is generated: :func:`load` refuses a ``root``.
+        policy: the name of its default pseudo-anomaly policy in :data:`radlib.pseudo_anomaly.NAMED_POLICIES`
+            (``"rotation"`` for natural images, ``"cutpaste"`` for industrial ones; read by ``policy_for``).
+        resolution: ``"low"`` (natural low-resolution images: a profile's ``low_res_size`` and random crops in
+            training) or ``"high"`` (industrial images: the profile's ``image_size``).
+        sizes: how a profile sizes the splits: ``"generated"`` (the loader makes ``n_train``/``n_test`` images)
+            or ``"capped"`` (a real set, cut to ``max_train``/``max_test``).
+    """
+
+    name: str
     loader: Callable[..., ADDataset]
     description: str
-    needs_download: bool
-    several_normal: bool = False  # the loader accepts several normal classes ("0,1": one-vs-rest datasets)
-    embedded: bool = False  # the data ships with radlib or is generated: no root is read
+    needs_download: bool = False
+    several_normal: bool = False
+    embedded: bool = False
+    policy: str = "cutpaste"
+    resolution: Resolution = "high"
+    sizes: SplitSizes = "capped"
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, DatasetInfo] = {}
 
 
 def register(name: str, description: str, needs_download: bool = False, several_normal: bool = False,
-             embedded: bool = False) -> Callable[[Callable[..., ADDataset]], Callable[..., ADDataset]]:
-    """Decorator: register a loader under ``name`` (see :class:`Loader` for the keyword interface).
+             embedded: bool = False, *, policy: str = "cutpaste", resolution: Resolution = "high",
+             sizes: SplitSizes = "capped") -> Callable[[Callable[..., ADDataset]], Callable[..., ADDataset]]:
+    """Decorator: register a loader under ``name`` (see :class:`Loader` for the keyword interface), with every
+    fact radlib needs about the data (:class:`DatasetInfo`): adding a dataset is this one call.
 
-    ``several_normal``: the loader accepts several normal classes, passed as one comma-separated string.
-    ``embedded``: the data ships with radlib or is generated, so :func:`load` refuses a ``root`` (it would be
-    recorded in a run's data identity without being read)."""
+    >>> @register("toy_doc", "a doctest's data set", embedded=True, policy="rotation", resolution="low")
+    ... def load_toy(**kw): ...
+    >>> dataset_info("toy_doc").resolution, dataset_info("toy_doc").policy
+    ('low', 'rotation')
+    >>> _ = _REGISTRY.pop("toy_doc")
+    """
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise ValueError(f"a dataset name must be a non-empty lower-case string, got {name!r}")
+    if not isinstance(policy, str) or not policy:
+        raise ValueError(f"policy must name a policy of radlib.pseudo_anomaly.NAMED_POLICIES, got {policy!r}")
+    if resolution not in ("low", "high"):
+        raise ValueError(f"resolution must be 'low' or 'high', got {resolution!r}")
+    if sizes not in ("generated", "capped"):
+        raise ValueError(f"sizes must be 'generated' or 'capped', got {sizes!r}")
 
     def deco(fn: Callable[..., ADDataset]) -> Callable[..., ADDataset]:
-        _REGISTRY[name] = _Entry(fn, description, needs_download, several_normal, embedded)
+        _REGISTRY[name] = DatasetInfo(name, fn, description, needs_download, several_normal, embedded, policy,
+                                      resolution, sizes)
         return fn
 
     return deco
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` a loader was registered with. Raises DatasetError for an unknown name."""
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]
 
 
 def available() -> dict[str, str]:

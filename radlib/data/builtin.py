@@ -199,7 +199,7 @@ def one_vs_rest(name: str, classes: Sequence[str], normal: str | None, train: tu
 
 # ----------------------------------------------------------------------------------------------- digits
 @register("digits", "sklearn 8x8 handwritten digits (1,797 images, bundled: no download), one-vs-rest",
-          several_normal=True, embedded=True)
+          several_normal=True, embedded=True, policy="rotation", resolution="low")
 def load_digits(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                 seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                 max_test: int | None = None, train_fraction: float = 2 / 3) -> ADDataset:
@@ -262,7 +262,7 @@ def _copy_hint(what: str, where: Path) -> str:
 
 
 @register("mnist", "MNIST handwritten digits (70k, 28 px -> 32), one-vs-rest; torchvision download", True,
-          several_normal=True)
+          several_normal=True, policy="rotation", resolution="low")
 def load_mnist(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                max_test: int | None = None) -> ADDataset:
@@ -317,7 +317,7 @@ def _idx_set(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
 
 
 @register("fashion_mnist", "Fashion-MNIST clothing (70k, 28 px -> 32), one-vs-rest; Debian package or download",
-          True, several_normal=True)
+          True, several_normal=True, policy="rotation", resolution="low")
 def load_fashion_mnist(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                        seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                        max_test: int | None = None) -> ADDataset:
@@ -349,7 +349,7 @@ def load_fashion_mnist(*, normal: str | None = None, image_size: int | None = No
 
 
 @register("cifar10", "CIFAR-10 (60k colour 32 px, 10 classes), one-vs-rest; torchvision download", True,
-          several_normal=True)
+          several_normal=True, policy="rotation", resolution="low")
 def load_cifar10(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                  seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                  max_test: int | None = None) -> ADDataset:
@@ -370,7 +370,7 @@ def load_cifar10(*, normal: str | None = None, image_size: int | None = None, ro
 
 
 @register("cifar100", "CIFAR-100 with its 20 super-classes, one-vs-rest; torchvision download", True,
-          several_normal=True)
+          several_normal=True, policy="rotation", resolution="low")
 def load_cifar100(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                   seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
                   max_test: int | None = None) -> ADDataset:
@@ -394,7 +394,7 @@ def load_cifar100(*, normal: str | None = None, image_size: int | None = None, r
 
 
 @register("svhn", "SVHN street-view house numbers (99k colour 32 px), one-vs-rest; torchvision download", True,
-          several_normal=True)
+          several_normal=True, policy="rotation", resolution="low")
 def load_svhn(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
               seed: int = 0, download: bool = True, channels: int = 3, max_train: int | None = None,
               max_test: int | None = None) -> ADDataset:

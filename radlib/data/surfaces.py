@@ -166,7 +166,7 @@ def _stream(seed: int, category: str, split: int) -> torch.Generator:
 
 
 @register("surfaces", "procedural industrial surfaces (fabric, metal, wood, tiles, leather) with 6 defect types "
-                      "and masks; embedded, no download", embedded=True)
+                      "and masks; embedded, no download", embedded=True, sizes="generated")
 def load_surfaces(*, normal: str | None = None, image_size: int | None = None, root: str | None = None,
                   seed: int = 0, download: bool = True, channels: int = 3, n_train: int = 400, n_test: int = 200,
                   anomaly_ratio: float = 0.5, defects: tuple[str, ...] | None = None, **unknown) -> ADDataset:

@@ -27,7 +27,7 @@ Example (K=4 rotations: chunk k of the expanded batch is rotation k of every ima
 from __future__ import annotations
 
 from .filter import GaussianFilter, filter_pseudo_anomalies
-from .policy import CUTPASTE_POLICY, CUTPASTE_UNION_POLICY, ROTATION_POLICY, Policy, policy_for
+from .policy import CUTPASTE_POLICY, CUTPASTE_UNION_POLICY, NAMED_POLICIES, ROTATION_POLICY, Policy, policy_for
 from .transforms import (INVERSE_PERMUTATION, PERMUTATIONS, TRANSFORMS, apply_transform, available_transforms,
                          cut_permute, cutout, cutpaste, elastic, gaussian_blur, rotate)
 
@@ -47,6 +47,7 @@ __all__ = [
     "ROTATION_POLICY",
     "CUTPASTE_POLICY",
     "CUTPASTE_UNION_POLICY",
+    "NAMED_POLICIES",
     "policy_for",
     "GaussianFilter",
     "filter_pseudo_anomalies",

@@ -10,7 +10,7 @@ import torch
 from ..augment import check_images, rand
 from .transforms import TRANSFORMS, Generator, check_transform_name, cutpaste
 
-__all__ = ["Policy", "ROTATION_POLICY", "CUTPASTE_POLICY", "CUTPASTE_UNION_POLICY", "policy_for"]
+__all__ = ["Policy", "ROTATION_POLICY", "CUTPASTE_POLICY", "CUTPASTE_UNION_POLICY", "NAMED_POLICIES", "policy_for"]
 
 
 # ------------------------------------------------------------------------------------------------ policy
@@ -117,14 +117,16 @@ CUTPASTE_POLICY = Policy(((("identity", 1.0),), (("scar", 1.0),)))
 #: K=2, chunk 1 = CutPaste normal 50% / scar 50% (the CutPaste paper's union, the official ``CutPasteUnion``).
 CUTPASTE_UNION_POLICY = Policy(((("identity", 1.0),), (("cutpaste", 0.5), ("scar", 0.5))))
 
-_POLICIES: dict[str, Policy] = {
-    **{name: ROTATION_POLICY for name in ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")},
-    **{name: CUTPASTE_POLICY for name in ("surfaces", "folder", "casting", "mvtec_ad", "visa", "mtd")},
+#: the policies a dataset can name when it registers (``radlib.data.register(..., policy=...)``)
+NAMED_POLICIES: dict[str, Policy] = {
+    "rotation": ROTATION_POLICY,
+    "cutpaste": CUTPASTE_POLICY,
+    "cutpaste_union": CUTPASTE_UNION_POLICY,
 }
 
 
 def policy_for(dataset: str) -> Policy:
-    """The default policy for a radlib dataset name.
+    """The default policy of a registered dataset: the one it names in ``radlib.data.register(policy=...)``.
 
     Natural / low-resolution images (digits, mnist, fashion_mnist, cifar10, cifar100, svhn): K=4 rotations.
     Industrial images (surfaces, folder, casting, mvtec_ad, visa, mtd): K=2 with the CutPaste scar, as the
@@ -134,7 +136,14 @@ def policy_for(dataset: str) -> Policy:
     is treated as industrial for that reason. Cutout/elastic are available for custom policies but are not in
     the defaults, which follow the official MVTec configuration.
     """
-    key = str(dataset).lower()
-    if key not in _POLICIES:
-        raise ValueError(f"no pseudo-anomaly policy for dataset {dataset!r}; known: {', '.join(sorted(_POLICIES))}")
-    return _POLICIES[key]
+    from ..data import DatasetError, available, dataset_info  # data never imports pseudo_anomaly: no circle
+
+    try:
+        name = dataset_info(dataset).policy
+    except DatasetError:
+        raise ValueError(f"no pseudo-anomaly policy for dataset {dataset!r}; known: "
+                         f"{', '.join(sorted(available()))}") from None
+    if name not in NAMED_POLICIES:
+        raise ValueError(f"dataset {dataset!r} names the policy {name!r}, which is not one of "
+                         f"{', '.join(NAMED_POLICIES)}")
+    return NAMED_POLICIES[name]
