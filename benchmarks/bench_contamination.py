@@ -33,7 +33,8 @@ import torch
 
 from _common import device_name, pick_device, record
 from radlib.data import DatasetError
-from radlib.evaluate import AttackSpec, format_eps, parse_eps
+from radlib.metrics import format_eps, parse_eps
+from radlib.specs import AttackSpec
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import get_profile
 from radlib.purify import purify

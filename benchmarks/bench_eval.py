@@ -30,7 +30,8 @@ from radlib.data import load
 from radlib.evaluate import AttackSpec, AutocastScore, evaluate
 from radlib.specs import standard_attacks
 from radlib.models import build_model
-from radlib.pipeline import fit_score, load_data
+from radlib.pipeline import load_data
+from radlib.score import fit_score
 from radlib.profiles import get_profile
 from radlib.pseudo_anomaly import policy_for
 from radlib.score import EnsembleScore

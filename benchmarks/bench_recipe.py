@@ -30,9 +30,12 @@ import torch
 from _common import device_name, pick_device, record
 from radlib.data import DatasetError
 from radlib.checks import masking_checks
-from radlib.evaluate import AttackSpec, evaluate, format_eps, parse_eps
+from radlib.evaluate import evaluate
+from radlib.metrics import format_eps, parse_eps
+from radlib.specs import AttackSpec
 from radlib.specs import standard_attacks
-from radlib.pipeline import fit_score, load_data, run_method
+from radlib.pipeline import load_data
+from radlib.score import fit_score, run_method
 from radlib.reference import reference_rows
 from radlib.profiles import get_profile
 

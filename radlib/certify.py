@@ -47,7 +47,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from .data.base import to_float
+from .images import to_float
 from .knn import check_chunk_size, topk_euclidean
 from .metrics import auroc
 from .score.base import AnomalyScore, check_fit_images, check_score_images

@@ -23,7 +23,7 @@ import torch
 
 from .attacks import random_noise
 from .certify import certified_auroc, lipschitz_bounds
-from .data.base import to_float
+from .images import to_float
 from .device import make_generator
 from .evaluate import AttackFn, device_of, resolve_data, score_batches, split_result, evaluate
 from .metrics import auroc, format_eps, parse_eps

@@ -37,24 +37,19 @@ from typing import Any, Callable, Literal, Mapping, Sequence, cast
 import numpy as np
 import torch
 
-from .data.base import Split, to_float
+from .data.base import Split
+from .images import to_float
 from .device import make_generator
-from .metrics import auroc, format_eps, parse_eps
+# parse_eps, Check, format_checks (homes: radlib.metrics, radlib.results) stay importable from here for code
+# written before those modules existed (the notebook series); they are not in __all__
+from .metrics import auroc, format_eps, parse_eps  # noqa: F401
 from .profiles import Precision
-from .results import AttackResult, Check, EvalResult, format_checks
+from .results import AttackResult, Check, EvalResult, format_checks  # noqa: F401
 from .specs import ATTACKED, WORST, AttackSpec, as_spec, standard_attacks
 from .validate import check_device, check_labels, check_pixel_range
 
 __all__ = [
     "AutocastScore",
-    "auroc",
-    "parse_eps",
-    "format_eps",
-    "AttackSpec",
-    "AttackResult",
-    "EvalResult",
-    "Check",
-    "format_checks",
     "evaluate",
     "sweep_eps",
     "sweep_steps",

@@ -33,7 +33,7 @@ from .purify import Purification, purify as purify_split
 from .score import AnomalyScore, ScoreKind, fit_score
 from .train import RunMismatch, TrainConfig, TrainResult, load_trained, train
 
-__all__ = ["load_data", "fit_score", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
+__all__ = ["load_data", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
            "untrained", "teaching_model", "score_protocol", "check_test_split"]
 
 

@@ -30,14 +30,15 @@ from .checkpoint import CheckpointError
 from .record import Provenance, RunRecord, data_identity, load_run, save_run, tensor_digest
 from .data import ADDataset, Split, to_float
 from .features import model_features
-from .config import PROFILE_FIELDS, TrainConfig
-from .methods import METHODS, Method, get_method
+# PROFILE_FIELDS and METHODS (homes: radlib.config, radlib.methods) stay importable from here for older code
+from .config import PROFILE_FIELDS, TrainConfig  # noqa: F401
+from .methods import METHODS, Method, get_method  # noqa: F401
 from .device import autocast_dtype, make_generator, select_device, uses_channels_last
 from .models import ResNet18AD, build_model
 from .optim import build_optimizer, warmup_cosine
 from .pseudo_anomaly import Policy
 
-__all__ = ["METHODS", "PROFILE_FIELDS", "TrainConfig", "TrainResult", "TrainingDiverged", "train", "load_trained",
+__all__ = ["TrainResult", "TrainingDiverged", "train", "load_trained",
            "training_views", "check_run_folder", "check_resume", "RunMismatch"]
 
 class RunMismatch(ValueError):

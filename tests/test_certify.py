@@ -12,7 +12,7 @@ from radlib.attacks import attack_score
 from radlib.certify import PixelKNNScore, certified_auroc, l2_radius, lipschitz_bounds
 from radlib.checks import certificate_checks
 from radlib.data import load
-from radlib.data.base import to_float
+from radlib.images import to_float
 from radlib.evaluate import AttackSpec, evaluate
 
 

@@ -12,7 +12,10 @@ from hypothesis import given, settings, strategies as st
 
 from radlib.data import Split
 from radlib.checks import masking_checks
-from radlib.evaluate import AttackSpec, Check, EvalResult, auroc, evaluate, format_eps, parse_eps, sweep_eps, sweep_steps
+from radlib.evaluate import evaluate, sweep_eps, sweep_steps
+from radlib.metrics import auroc, format_eps, parse_eps
+from radlib.results import Check, EvalResult
+from radlib.specs import AttackSpec
 from radlib.viz import plot_auroc_vs_eps, plot_score_histograms
 
 try:

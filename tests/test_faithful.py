@@ -13,7 +13,8 @@ from radlib import attacks, device as rdevice
 from radlib.augment import SimCLRAugment
 from radlib.data import load
 from radlib.models import ModelConfig, ResNet18AD
-from radlib.pipeline import fit_score, score_protocol
+from radlib.pipeline import score_protocol
+from radlib.score import fit_score
 from radlib.profiles import PROFILES
 from radlib.pseudo_anomaly import CUTPASTE_POLICY, CUTPASTE_UNION_POLICY, ROTATION_POLICY, cutpaste, policy_for, rotate
 from radlib.score import EnsembleScore, official_tta

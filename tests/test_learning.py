@@ -11,7 +11,7 @@ import torch
 from radlib.data import load
 from radlib.evaluate import evaluate
 from radlib.models import build_model
-from radlib.pipeline import fit_score
+from radlib.score import fit_score
 from radlib.train import TrainConfig, TrainResult, train
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ import torch
 
 from radlib.data import load
 from radlib.models import build_model
-from radlib.pipeline import fit_score, run_method, untrained
+from radlib.pipeline import run_method, untrained
+from radlib.score import fit_score
 from radlib.profiles import get_profile
 from radlib.score import EnsembleScore, KNNScore, PatchKNNScore
 from radlib.train import TrainConfig, TrainResult

@@ -7,7 +7,8 @@ import pytest
 
 from radlib.certify import PixelKNNScore, certified_auroc
 from radlib.evaluate import AttackSpec, evaluate
-from radlib.pipeline import fit_score, load_data, untrained
+from radlib.pipeline import load_data, untrained
+from radlib.score import fit_score
 from radlib.profiles import get_profile
 from radlib.reference import Reference, reference_rows, verdict
 from radlib.results import AttackResult, EvalResult

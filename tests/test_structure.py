@@ -129,7 +129,7 @@ def test_a_toy_method_is_added_through_the_registry_alone(tmp_path):
     from radlib.__main__ import build_parser
     from radlib.data import load
     from radlib.evaluate import evaluate
-    from radlib.pipeline import fit_score
+    from radlib.score import fit_score
     from radlib.train import TrainConfig, load_trained, train
 
     def align(z, labels, n_views, cfg, center):  # pull the views of a row together, nothing else
@@ -258,3 +258,20 @@ def test_no_private_name_crosses_a_module():
         for path in sorted((ROOT.parent / folder).glob("*.py")):
             found += _private_imports(path, None)
     assert not found, "private names imported across modules:\n" + "\n".join(found)
+
+
+def test_each_public_name_has_one_home():
+    """A module's __all__ lists what it defines; re-exports are the packages' job (their __init__)."""
+    import inspect
+
+    elsewhere = []
+    for name in MODULES:
+        if _module_path(name).name == "__init__.py":
+            continue
+        mod = importlib.import_module(name)
+        for public in getattr(mod, "__all__", []):
+            obj = getattr(mod, public)
+            home = getattr(obj, "__module__", name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and home != name:
+                elsewhere.append(f"{name}.{public} lives in {home}")
+    assert not elsewhere, elsewhere

@@ -30,7 +30,6 @@ __all__ = [
     "register",
     "available",
     "load",
-    "to_float",
     "contaminate",
     "check_seed",
 ]

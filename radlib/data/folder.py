@@ -23,7 +23,7 @@ from .builtin import pick_indices
 from .decode import IMAGE_EXTENSIONS, decode_all, list_images, read_image, read_mask
 from .download import ensure_dataset, resolve_root
 
-__all__ = ["Record", "IMAGE_EXTENSIONS", "read_image", "read_mask", "list_images", "build_dataset",
+__all__ = ["Record", "IMAGE_EXTENSIONS", "build_dataset",
            "MVTEC_CATEGORIES", "VISA_CATEGORIES", "MVTEC_URL", "MVTEC_SHA256", "VISA_URL", "VISA_SHA256"]
 
 DEFAULT_SIZE = 224

@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..augment import SimCLRAugment, horizontal_flip
-from ..data.base import to_float
+from ..images import to_float
 from ..device import make_generator
 from ..features import eval_mode, model_device
 from ..knn import check_chunk_size, chunked_argmax_dot, gather_dot, topk_dot
