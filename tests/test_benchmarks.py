@@ -58,3 +58,17 @@ def test_gpu_session_script_parses_and_rejects_unknown_stages(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PY": sys.executable}
     proc = subprocess.run(["bash", str(script), "nonsense"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown stage" in proc.stdout
+
+
+@pytest.mark.slow
+def test_fingerprint_is_deterministic(tmp_path):
+    """The same code prints the same fingerprint (what makes it a test of a refactor): two runs, one file each."""
+    import json
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a, b):
+        _run("fingerprint.py", "--profile", "smoke", "--methods", "csi", "msc", "--out", str(path))
+    fa, fb = json.loads(a.read_text()), json.loads(b.read_text())
+    assert set(fa) == {"csi", "msc"} and len(fa["csi"]["weights_sha256"]) == 16
+    for m in fa:
+        assert {k: v for k, v in fa[m].items() if k != "seconds"} == {k: v for k, v in fb[m].items() if k != "seconds"}
