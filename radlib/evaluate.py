@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .data.base import Split
-from .images import to_float
+from .images import float_batches
 from .device import make_generator
 # parse_eps, Check, format_checks (homes: radlib.metrics, radlib.results) stay importable from here for code
 # written before those modules existed (the notebook series); they are not in __all__
@@ -134,12 +134,11 @@ def score_batches(score: Callable[[torch.Tensor], torch.Tensor], images: torch.T
                    labels: torch.Tensor, keep: bool) -> tuple[np.ndarray, torch.Tensor | None]:
     """Score every batch (optionally perturbed first); the partition is the same for every call."""
     out, kept = [], []
-    for start in range(0, images.shape[0], batch_size):
-        xb = to_float(images[start:start + batch_size].to(device))
+    for rows, xb in float_batches(images, batch_size, device):
         if xb.dtype != torch.float32:
             xb = xb.float()
         if perturb is not None:
-            xb = perturb(xb, labels[start:start + batch_size].to(device))
+            xb = perturb(xb, labels[rows].to(device))
         with torch.no_grad():
             s = score(xb)
         if s.shape != (xb.shape[0],):

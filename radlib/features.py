@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Literal
 import torch
 from torch import nn
 
-from .images import check_images, to_float
+from .images import check_images, float_batches
 
 __all__ = ["model_features", "eval_mode", "model_device", "FeatureName"]
 
@@ -76,9 +76,8 @@ def model_features(model: nn.Module | Callable[[torch.Tensor], Any], images: tor
         ctx = contextlib.nullcontext()
     out = []
     with ctx, torch.no_grad():
-        for start in range(0, images.shape[0], step):  # a loop over batches, not images
-            xb = images[start:start + step].to(dev)
-            raw = model(to_float(xb))
+        for _, xb in float_batches(images, step, dev):  # a loop over batches, not images
+            raw = model(xb)
             res = raw if isinstance(raw, torch.Tensor) else getattr(raw, feature, None)
             if not isinstance(res, torch.Tensor):
                 raise TypeError(f"the extractor must return a tensor or an object with .{feature}, got "

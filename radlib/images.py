@@ -15,11 +15,11 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 
-__all__ = ["to_float", "check_images"]
+__all__ = ["to_float", "check_images", "float_batches"]
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,24 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     if not images.is_floating_point():
         raise TypeError(f"expected uint8 or float images, got {images.dtype}")
     return images
+
+
+def float_batches(images: torch.Tensor, batch_size: int, device: torch.device | str | None = None
+                  ) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The one batch partition radlib scores, embeds and fits with: rows ``[0:bs], [bs:2bs], ...`` of ``images``
+    (N, C, H, W), each moved to ``device`` (default: where it is) and made float in [0, 1] (:func:`to_float`).
+    Yields ``(rows, batch)``; ``rows`` (a slice) cuts the matching labels. Scores with seeded random transforms
+    depend on the partition, so every batched loop in radlib goes through this one.
+
+    >>> [(r.start, b.shape[0], b.dtype) for r, b in float_batches(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), 2)]
+    [(0, 2, torch.float32), (2, 2, torch.float32), (4, 1, torch.float32)]
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for start in range(0, images.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        part = images[rows]
+        yield rows, to_float(part if device is None else part.to(device))
 
 
 def check_images(x: torch.Tensor, name: str = "x", *, uint8: Literal["reject", "convert", "accept"] = "reject",

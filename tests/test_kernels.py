@@ -106,3 +106,18 @@ def test_narrow_networks_stay_nchw_on_a_cpu():
     from radlib.train import TrainStep, TrainConfig
     model = build_model(image_size=16, num_transforms=4, width=4)
     assert TrainStep(TrainConfig(method="csi", dataset="digits", image_size=16, width=4), model, None, None).channels_last is False
+
+
+def test_float_batches_is_the_one_partition():
+    """Every batched loop (evaluate, score_images, model_features, the score fits) walks the same rows: a naive
+    loop over [0:bs], [bs:2bs], ... gives the same batches, uint8 converted to float in [0, 1]."""
+    from radlib.images import float_batches
+
+    images = torch.randint(0, 256, (7, 1, 3, 3), dtype=torch.uint8)
+    got = list(float_batches(images, 3))
+    assert [r for r, _ in got] == [slice(0, 3), slice(3, 6), slice(6, 9)]
+    for (rows, batch), start in zip(got, (0, 3, 6)):
+        assert torch.equal(batch, images[start:start + 3].float() / 255)
+    assert torch.equal(torch.cat([b for _, b in float_batches(images.float() / 255, 100)]), images.float() / 255)
+    with pytest.raises(ValueError, match="^batch_size must be a positive int, got 0$"):
+        next(float_batches(images, 0))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..features import eval_mode, model_device
-from ..images import check_images, to_float
+from ..images import check_images, float_batches
 from ..validate import as_float32, check_device, check_input_shape, check_pixel_range, range_checks_enabled
 
 __all__ = ["AnomalyScore", "score_images"]
@@ -103,7 +103,6 @@ def score_images(score: Callable[[torch.Tensor], torch.Tensor], images: torch.Te
         device = getattr(score, "device", images.device)
     out = []
     with torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            xb = to_float(images[start:start + batch_size].to(device))
+        for _, xb in float_batches(images, batch_size, device):
             out.append(score(xb).detach().float().cpu())
     return torch.cat(out)

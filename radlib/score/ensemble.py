@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..augment import SimCLRAugment, horizontal_flip
-from ..images import to_float
+from ..images import float_batches
 from ..device import make_generator
 from ..features import eval_mode, model_device
 from ..knn import check_chunk_size, chunked_argmax_dot, gather_dot, topk_dot
@@ -165,8 +165,7 @@ class EnsembleScore(AnomalyScore):
         self.input_shape = shape
         proj, logit = [], []
         with eval_mode(model), torch.no_grad():
-            for start in range(0, train_images.shape[0], batch_size):
-                xb = to_float(train_images[start:start + batch_size].to(device))
+            for _, xb in float_batches(train_images, batch_size, device):
                 p, lg = self.chunk_features(xb)
                 proj.append(p)
                 logit.append(lg)

@@ -25,7 +25,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..features import eval_mode, model_device
-from ..images import to_float
+from ..images import float_batches
 from ..knn import check_chunk_size, knn_distance, max_cosine
 from .base import AnomalyScore, check_fit_images
 
@@ -84,8 +84,7 @@ class PatchKNNScore(AnomalyScore):
         dev = torch.device(device) if device is not None else model_device(model)
         parts = []
         with eval_mode(model), torch.no_grad():
-            for start in range(0, train_images.shape[0], batch_size):  # a loop over batches, not images
-                xb = to_float(train_images[start:start + batch_size].to(dev))
+            for _, xb in float_batches(train_images, batch_size, dev):  # a loop over batches, not images
                 f = local_features(model, xb, stage)
                 parts.append(F.normalize(f.reshape(-1, f.shape[-1]), dim=1))
         bank = torch.cat(parts)
