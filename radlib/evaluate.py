@@ -51,6 +51,7 @@ from .validate import check_device, check_labels, check_pixel_range
 __all__ = [
     "AutocastScore",
     "evaluate",
+    "sweep",
     "sweep_eps",
     "sweep_steps",
 ]
@@ -280,6 +281,15 @@ def split_result(result: EvalResult) -> list[EvalResult]:
     return [dataclasses.replace(result, attacks=[a], checks=list(result.checks)) for a in result.attacks]
 
 
+def sweep(score: Callable[[torch.Tensor], torch.Tensor], data: Any, attacks: Sequence[AttackSpec], *,
+          labels: Any = None, batch_size: int = 256, device: torch.device | str | None = None, seed: int = 0,
+          attack_fn: AttackFn | None = None, precision: Precision = "fp32") -> list[EvalResult]:
+    """One :class:`EvalResult` per attack, in order, from one :func:`evaluate` call (the clean scores are computed
+    once): the one sweep. :func:`sweep_eps` and :func:`sweep_steps` build its attacks for the two usual axes."""
+    return split_result(evaluate(score, data, labels, attacks=_unique(list(attacks)), batch_size=batch_size,
+                                  device=device, seed=seed, attack_fn=attack_fn, precision=precision))
+
+
 def sweep_eps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, eps_list: Sequence[float | str],
               steps: int = 10, *, labels: Any = None, method: Literal["pgd", "apgd"] = "pgd",
               mode: Literal["both", "in", "out"] = "both", norm: Literal["linf", "l2"] = "linf",
@@ -294,8 +304,8 @@ def sweep_eps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, eps_list
         raise ValueError("eps_list is empty")
     specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=cast(float, e), steps=steps, alpha=alpha,
                         restarts=restarts) for e in eps_list]
-    return split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
-                                  device=device, seed=seed, attack_fn=attack_fn, precision=precision))
+    return sweep(score, data, specs, labels=labels, batch_size=batch_size, device=device, seed=seed,
+                 attack_fn=attack_fn, precision=precision)
 
 
 def sweep_steps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, steps_list: Sequence[int],
@@ -310,8 +320,8 @@ def sweep_steps(score: Callable[[torch.Tensor], torch.Tensor], data: Any, steps_
         raise ValueError("steps_list is empty")
     specs = [AttackSpec(method=method, mode=mode, norm=norm, eps=cast(float, eps), steps=s, alpha=alpha,
                         restarts=restarts) for s in steps_list]
-    return split_result(evaluate(score, data, labels, attacks=_unique(specs), batch_size=batch_size,
-                                  device=device, seed=seed, attack_fn=attack_fn, precision=precision))
+    return sweep(score, data, specs, labels=labels, batch_size=batch_size, device=device, seed=seed,
+                 attack_fn=attack_fn, precision=precision)
 
 
 def _unique(specs: list[AttackSpec]) -> list[AttackSpec]:

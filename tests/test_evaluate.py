@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from radlib.data import Split
 from radlib.checks import masking_checks
-from radlib.evaluate import evaluate, sweep_eps, sweep_steps
+from radlib.evaluate import evaluate, sweep, sweep_eps, sweep_steps
 from radlib.metrics import auroc, format_eps, parse_eps
 from radlib.results import Check, EvalResult
 from radlib.specs import AttackSpec
@@ -220,6 +220,11 @@ def test_sweeps_and_figures():
     assert aucs[-1] < 10
     st_ = sweep_steps(LinearScore(), x, [1, 4], eps=8 / 255, labels=y, attack_fn=ATTACK)
     assert [r.attacks[0].spec.steps for r in st_] == [1, 4]
+    mixed = sweep(LinearScore(), x, [AttackSpec(eps=4 / 255, steps=5), AttackSpec(eps=8 / 255, steps=4)], labels=y,
+                  attack_fn=ATTACK)  # the one sweep the two above build on: any attacks, in order
+    assert [r.robust_auroc for r in mixed] == [sw[1].robust_auroc, st_[1].robust_auroc]
+    with pytest.raises(ValueError, match="^duplicate attacks in the sweep"):
+        sweep(LinearScore(), x, [AttackSpec(eps=4 / 255, steps=5)] * 2, labels=y, attack_fn=ATTACK)
 
     fig = plot_auroc_vs_eps(sw)
     assert isinstance(fig, Figure)
