@@ -20,7 +20,7 @@ Adding a method = one :func:`register` call with its loss (a test adds a toy met
 Example:
     >>> from radlib.methods import get_method
     >>> m = get_method("cobra")
-    >>> m.attacks, m.opposite, m.head, m.score
+    >>> m.attacks, m.opposite, m.head, m.own_score
     (('atpt', 'atnt', 'rtp'), True, True, 'ensemble')
 """
 from __future__ import annotations
@@ -76,7 +76,9 @@ class Method:
             :func:`radlib.score.fit_score` uses the head in the ensemble score only for such methods.
         pseudo_anomalies: expand each batch into the K chunks of ``policy_for(dataset)``; False = one chunk.
         center: the loss needs the normal-train feature centre (computed once before training, checkpointed).
-        score: the method's own score: ``"ensemble"`` (the CSI/COBRA score) or ``"knn"`` (feature kNN).
+        own_score: what a profile's ``score="own"`` (:data:`radlib.profiles.ScoreKind`) fits for this method:
+            ``"ensemble"`` (the CSI/COBRA score) or ``"knn"`` (feature kNN). The other kinds (``"knn"``,
+            ``"patch"``) are the same for every method.
     """
 
     name: str
@@ -88,7 +90,7 @@ class Method:
     head: bool = False
     pseudo_anomalies: bool = True
     center: bool = False
-    score: Literal["ensemble", "knn"] = "ensemble"
+    own_score: Literal["ensemble", "knn"] = "ensemble"
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.isidentifier():
@@ -101,8 +103,8 @@ class Method:
             raise ValueError(f"method {self.name!r}: the rtp attack feeds the K-way head, so it needs head=True")
         if not self.pseudo_anomalies and (self.opposite or self.head or "atnt" in self.attacks):
             raise ValueError(f"method {self.name!r}: opposite pairs, the head and atnt need pseudo-anomaly chunks")
-        if self.score not in ("ensemble", "knn"):
-            raise ValueError(f"score must be 'ensemble' or 'knn', got {self.score!r}")
+        if self.own_score not in ("ensemble", "knn"):
+            raise ValueError(f"own_score must be 'ensemble' or 'knn', got {self.own_score!r}")
         if not callable(self.loss):
             raise TypeError(f"loss must be callable, got {type(self.loss).__name__}")
 
@@ -165,6 +167,6 @@ for _m in (
            "supcon", _supcon, attacks=("atpt",)),
     Method("csi", "CSI: contrastive + transformation head, no attacks (not robust)", "nt_xent", _nt_xent, head=True),
     Method("msc", "Mean-Shifted Contrastive: features shifted by the normal mean, no attacks (not robust)",
-           "msc", _msc, pseudo_anomalies=False, center=True, score="knn"),
+           "msc", _msc, pseudo_anomalies=False, center=True, own_score="knn"),
 ):
     register(_m)

@@ -137,7 +137,7 @@ def test_a_toy_method_is_added_through_the_registry_alone(tmp_path):
         return (1 - (u[0] * u[1]).sum(1)).mean()
 
     toy = methods.Method("toy_align", "views pulled together, one ATPT view", "align", align, attacks=("atpt",),
-                         score="knn")
+                         own_score="knn")
     methods.register(toy)
     try:
         with pytest.raises(ValueError, match="already registered"):

@@ -31,7 +31,7 @@ def fit_score(result: "TrainResult", train_images: torch.Tensor, *, samples: int
               seed: int = 0, kind: ScoreKind = "own", augment: bool = False) -> AnomalyScore:
     """Fit an anomaly score on the normal training images with the trained model.
 
-    ``kind="own"`` (default): the method's own score (:attr:`radlib.methods.Method.score`: kNN on features for
+    ``kind="own"`` (default): the method's own score (:attr:`radlib.methods.Method.own_score`: kNN on features for
     ``msc``, the CSI/COBRA ensemble score otherwise). The ensemble score uses the K-way head only when the
     method trained it (:attr:`~radlib.methods.Method.head` and ``cls_weight > 0``); otherwise the head's logits
     are noise and the term is dropped. ``kind="knn"``: mean distance to the 2 nearest normal-train backbone
@@ -51,7 +51,7 @@ def fit_score(result: "TrainResult", train_images: torch.Tensor, *, samples: int
     method = get_method(cfg.method)
     if kind == "patch":
         return PatchKNNScore.fit(result.model, train_images, batch_size=batch_size, seed=seed, max_bank=PATCH_BANK)
-    if method.score == "knn" or kind == "knn":
+    if method.own_score == "knn" or kind == "knn":
         return KNNScore.fit(result.model, train_images, k=2, feature="features", batch_size=batch_size)
     if result.policy is None:
         raise ValueError(f"method {result.config.method!r} has no pseudo-anomaly policy to score with")
