@@ -185,7 +185,7 @@ def test_registry_states_what_the_trainer_did_before():
     assert {m for m, r in METHODS.items() if r.head} == {"cobra", "cobra_no_opposite", "csi"}
     assert {m for m, r in METHODS.items() if r.opposite} == {"cobra"}
     assert [m for m, r in METHODS.items() if not r.pseudo_anomalies] == ["msc"] == [
-        m for m, r in METHODS.items() if r.score == "knn"]
+        m for m, r in METHODS.items() if r.own_score == "knn"]
 
 
 # ------------------------------------------------------------------------------------------------ config path
