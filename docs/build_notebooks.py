@@ -93,15 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - t0
         total += seconds
         nbformat.write(nb, out / path.name)
+        rows.append((path.stem, seconds))
+        print(f"{path.stem:40s} {seconds / 60:5.1f} min", flush=True)  # timed even when a check below fails
         problems = check_notebook(path, nb)
         if problems:
             print("\n".join(f"error: {p}" for p in problems), file=sys.stderr, flush=True)
             if not args.keep_going:
                 return 1
             failed.append(path.stem)
-            continue
-        rows.append((path.stem, seconds))
-        print(f"{path.stem:40s} {seconds / 60:5.1f} min", flush=True)
     lines = [f"# Executed notebooks: wall times ({dt.date.today().isoformat()})", "",
              f"profile `{args.profile}`; cache `{cache}`; machine: {machine()}", "",
              "| notebook | wall time (m:ss) |", "|---|---|"]
