@@ -371,7 +371,7 @@ check_exercise("04.1", cosine_matrix)
 
 # %% [markdown]
 # **Exercise 04.2 · The opposite-pair term** (any profile, under 1 s).
-# Write `opposite_term(z, V, K)`: COBRA's bounded opposite-pair term as radlib writes it (margin 0, t = 0.1):
+# Write `opposite_term(z, V, K)`: COBRA's bounded opposite-pair term as radlib writes it (margin 0, `t = 0.1`):
 # within each view, the cosine of each normal projection (k = 0) with each of its own pseudo-anomalies (k >= 1),
 # then the mean of t * softplus(cos / t) over all these pairs. Solution:
 # [`solutions/04_opposite_pairs.py`](solutions/04_opposite_pairs.py).

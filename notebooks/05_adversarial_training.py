@@ -390,7 +390,7 @@ check_exercise("05.1", random_start)
 # %% [markdown]
 # **Exercise 05.2 · The learning-rate schedule** (any profile, under 1 s).
 # Write `lr_factor(step, total, warmup)`: the factor radlib's training multiplies the learning rate by: linear
-# from 0.1 to 1 over the first `warmup` steps, then half a cosine from 1 to 0 at step `total`. Solution:
+# from `0.1` to 1 over the first `warmup` steps, then half a cosine from 1 to 0 at step `total`. Solution:
 # [`solutions/05_adversarial_training.py`](solutions/05_adversarial_training.py).
 
 # %%
