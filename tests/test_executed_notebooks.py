@@ -89,3 +89,31 @@ def test_checker_allows_only_listed_constants(tmp_path):
     paper = new_markdown_cell("the paper's MVTec average (89.1 clean / 75.1 attacked)")
     assert check_notebook(tmp_path / "08_industrial_inspection.ipynb", _nb(paper)) == []
     assert len(check_notebook(tmp_path / "01_other.ipynb", _nb(paper))) == 2
+
+
+def test_nbval_runs_the_checks_on_every_notebook_it_executes(tmp_path):
+    """notebooks/conftest.py: under nbval an executed notebook that hides a figure or states an unprinted number
+    fails (its last cell), and one that does neither passes."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "conftest.py", tmp_path / "notebooks" / "conftest.py")
+    (tmp_path / "docs").symlink_to(ROOT / "docs")
+    good = _nb(new_code_cell("print('gap 0.25')"), new_markdown_cell("the gap is 0.25"),
+               new_code_cell("import matplotlib\nmatplotlib.use('module://matplotlib_inline.backend_inline')\n"
+                             "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()"))
+    bad = _nb(new_code_cell("print('gap 0.25')"), new_markdown_cell("the gap is 0.31"),
+              new_code_cell("from matplotlib.figure import Figure\nfig = Figure()\nfig.add_subplot().plot([0, 1])\n"
+                            "import matplotlib.pyplot as plt\nplt.show()"))
+    for name, nb in (("good", good), ("bad", bad)):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / "notebooks" / f"{name}.ipynb")
+    run = lambda name: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pytest", f"notebooks/{name}.ipynb", "--nbval-lax", "--nbval-current-env",
+         "-p", "no:cacheprovider", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    ok, failed = run("good"), run("bad")
+    assert ok.returncode == 0, ok.stdout[-2000:]
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    assert "bad.ipynb: markdown cell 1 states 0.31, which no output of this run prints" in failed.stdout
+    assert "bad.ipynb: cell 2 draws 1 figure(s) but shows 0" in failed.stdout
