@@ -34,8 +34,8 @@ from radlib.evaluate import evaluate
 from radlib.metrics import format_eps, parse_eps
 from radlib.specs import AttackSpec
 from radlib.specs import standard_attacks
-from radlib.pipeline import load_data
-from radlib.score import fit_score, run_method
+from radlib.pipeline import load_data, run_method
+from radlib.score import fit_score
 from radlib.reference import reference_rows
 from radlib.profiles import get_profile
 
