@@ -69,6 +69,7 @@ from radlib.evaluate import AttackSpec, auroc, evaluate
 from radlib.viz import plot_score_histograms, value_bars
 from radlib.pipeline import load_data, run_method
 from radlib.profiles import get_profile
+from radlib.reference import reference_rows
 
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
@@ -233,9 +234,17 @@ for a in result.attacks:
     display(fig)
 
 # %%
+# the bar beside every robust number: the pixel kNN (no training), attacked the same way, and the AUROC it is
+# certified to keep under any attack in the ball (notebook 06 explains the certificate)
+pixel = reference_rows(ds, profile, specs, device=device, seed=SEED, untrained_network=False)["pixel kNN"]
+both = specs[-1].name
+print(f"pixel kNN (no training): clean {pixel.eval.clean_auroc:.1f}, {both} {pixel.eval.auroc_under(both):.1f}, "
+      f"certified >= {pixel.certified_under(both):.1f}")
 display(value_bars({"clean": result.clean_auroc, **{a.spec.name: a.auroc for a in result.attacks}},
                    colors=["tab:green", "tab:orange", "tab:purple", "tab:red"][:1 + len(result.attacks)],
-                   title=f"CSI under PGD-{profile.eval_steps} at eps={eps * 255:.0f}/255"))
+                   title=f"CSI under PGD-{profile.eval_steps} at eps={eps * 255:.0f}/255",
+                   reference={f"pixel kNN, {both}": pixel.eval.auroc_under(both),
+                              "pixel kNN certified": pixel.certified_under(both)}))
 
 # %% [markdown]
 # ## 5 · What an adversarial image looks like

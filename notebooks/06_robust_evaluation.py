@@ -125,9 +125,14 @@ res = evaluate(score, test, attacks=specs, device=device, seed=SEED)
 for a in res.attacks:
     print(f"{a.spec.name:24s} AUROC {a.auroc:5.1f}   ({a.spec.describe()})")
 
+# the two detectors that learn nothing, attacked with the in+out PGD on the same test images (section 6 compares them)
+refs = reference_rows(replace(ds, test=test), profile, [specs[2]], device=device, seed=SEED)
+pixel_both = refs["pixel kNN"].eval.auroc_under(specs[2].name)
 display(value_bars({"clean": res.clean_auroc, **{a.spec.name: a.auroc for a in res.attacks}},
                    colors=["tab:blue"] + ["tab:red"] * len(res.attacks),
-                   title=f"CSI under attacks on its score (eps={format_eps(EPS)})"))
+                   title=f"CSI under attacks on its score (eps={format_eps(EPS)})",
+                   reference={f"pixel kNN, {specs[2].name}": pixel_both,
+                              "pixel kNN certified": refs["pixel kNN"].certified_under(specs[2].name)}))
 
 for name in (specs[0].name, specs[1].name):
     fig = plot_score_histograms(res, name)
@@ -321,7 +326,7 @@ if not SMOKE:
 # certificate), and the untrained network, scored like the trained ones.
 
 # %%
-refs = reference_rows(replace(ds, test=test), profile, [head], device=device, seed=SEED)  # on the same test images
+assert head.name == specs[2].name  # refs (section 2) were attacked with this very attack, on the same test images
 compared = {"pixel kNN\n(no training)": refs["pixel kNN"].eval, "untrained\nnetwork": refs["untrained network"].eval,
             "CSI": res}
 if cobra is not None:

@@ -72,6 +72,7 @@ from radlib.embed import ANY_STATE, EmbeddingExplorer, EmbeddingSet, collect_emb
 from radlib.evaluate import evaluate
 from radlib.pipeline import default_attacks, load_data, run_method, untrained
 from radlib.profiles import get_profile
+from radlib.reference import reference_rows
 from radlib.pseudo_anomaly import policy_for
 from radlib.viz import image_grid
 
@@ -147,6 +148,9 @@ for method in ("csi", "cobra"):
     print(f"{method:6s} clean AUROC {ev.clean_auroc:5.1f} · attacked AUROC {ev.robust_auroc:5.1f} · "
           f"snapshots at epochs {list(snapshots[method])} · {time.perf_counter() - t0:.0f} s")
 print("attack:", attacks[0].describe())
+pixel = reference_rows(ds, profile, attacks, device=device, seed=SEED, untrained_network=False)["pixel kNN"]
+print(f"beside them, the pixel kNN (no training): clean AUROC {pixel.eval.clean_auroc:5.1f} · attacked AUROC "
+      f"{pixel.eval.robust_auroc:5.1f} · certified >= {pixel.certified_under(attacks[0].name):.1f}")
 
 # %% [markdown]
 # ## 3 · Embed every point at every snapshot, then fit the 2-D map **once**

@@ -63,13 +63,23 @@ from .score import AnomalyScore, ScoreKind, fit_score, score_images
 from .train import TrainConfig, train
 from .validate import check_pixel_range
 
-__all__ = ["purify", "Purification", "split_subsets", "aggregate_scores", "PIXEL_KNN", "AGGREGATES"]
+__all__ = ["purify", "Purification", "split_subsets", "aggregate_scores", "keep_count", "PIXEL_KNN", "AGGREGATES"]
 
 #: the model-free scorer (no training: each sub-model is the pixel kNN of its subset)
 PIXEL_KNN = "pixel_knn"
 #: how the sub-models' scores of a sample are combined (the official code's three)
 AGGREGATES = ("mean", "max", "max_var")
 Aggregate = Literal["mean", "max", "max_var"]
+
+
+def keep_count(n: int, keep: float) -> int:
+    """How many of ``n`` training images a purification with fraction ``keep`` keeps: ``int(keep * n)`` (with a
+    1e-9 guard against 0.7 * 10 = 6.999...), at least 1.
+
+    >>> keep_count(10, 0.7), keep_count(23, 0.05)
+    (7, 1)
+    """
+    return max(1, int(keep * n + 1e-9))
 
 
 def split_subsets(n: int, subsets: int, seed: int = 0) -> torch.Tensor:
@@ -256,7 +266,7 @@ def purify(data: ADDataset | Split, method: str = PIXEL_KNN, *, subsets: int = 3
     if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
     n = len(split)
-    n_keep = max(1, int(keep * n + 1e-9))
+    n_keep = keep_count(n, keep)
     if n_keep < 2 and n >= 2:  # fewer images: split_subsets says what it needs
         raise ValueError(f"keep={keep:g} keeps {n_keep} of the {n} training images, and the detector trained on the "
                          f"kept images needs at least 2: raise keep to at least {math.ceil(200 / max(n, 1)) / 100:g}")

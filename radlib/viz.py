@@ -171,13 +171,14 @@ def auroc_bars(rows: Mapping[str, EvalResult | Sequence[EvalResult]], *, attack_
 
 def value_bars(values: Mapping[str, float], *, colors: Sequence[str] | str | None = None, ylabel: str = "AUROC (%)",
                title: str = "", chance: float | None = 50.0, fmt: str = "%.1f",
-               figsize: tuple[float, float] | None = None) -> Any:
+               reference: Mapping[str, float] | None = None, figsize: tuple[float, float] | None = None) -> Any:
     """One labelled bar per value (e.g. the AUROC after each attack, or counts), its value printed on it.
 
     ``colors``: one per bar, or one for all (default a seaborn palette); ``chance``: a dotted line at that height
-    (None: none); the y axis runs from 0 to 105 when ``ylabel`` is an AUROC in %, else to 1.1 x the largest value.
-    Returns a Figure (show it with ``display``). For clean vs attacked per method, with seeds, use
-    :func:`auroc_bars`.
+    (None: none); ``reference``: dashed lines (label -> value) as in :func:`auroc_bars`, e.g. the pixel kNN's
+    attacked and certified AUROC beside a trained detector's bars; the y axis runs from 0 to 105 when ``ylabel``
+    is an AUROC in %, else to 1.1 x the largest value. Returns a Figure (show it with ``display``). For clean vs
+    attacked per method, with seeds, use :func:`auroc_bars`.
     """
     from matplotlib.figure import Figure
 
@@ -195,6 +196,9 @@ def value_bars(values: Mapping[str, float], *, colors: Sequence[str] | str | Non
     ax.bar_label(bars, fmt=fmt, fontsize=8)
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:g})")
+    for (name, value), color in zip((reference or {}).items(), ("tab:red", "tab:green", "tab:purple")):
+        ax.axhline(value, color=color, ls="--", lw=1, label=f"{name} ({value:.1f})")
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     ax.set_ylim(0, 105 if ylabel.startswith("AUROC") else 1.1 * max(max(heights), 1e-9))
     ax.set_ylabel(ylabel)

@@ -80,6 +80,10 @@ def test_value_bars_draws_each_value():
     assert [ln.get_ydata()[0] for ln in ax.lines] == [50.0], "the chance line"
     counts = value_bars({"kept": 30, "rejected": 10}, ylabel="pseudo-anomalies", chance=None, fmt="%d").axes[0]
     assert not counts.lines and counts.get_ylim() == (0.0, 33.0) and [t.get_text() for t in counts.texts] == ["30", "10"]
+    ref = value_bars({"clean": 90.0, "pgd": 10.0}, reference={"pixel kNN": 42.0, "pixel kNN certified": 30.5}).axes[0]
+    assert [ln.get_ydata()[0] for ln in ref.lines] == [50.0, 42.0, 30.5]
+    assert [t.get_text() for t in ref.get_legend().get_texts()] == ["chance (50)", "pixel kNN (42.0)",
+                                                                    "pixel kNN certified (30.5)"]
     with pytest.raises(ValueError, match="^no values to plot$"):
         value_bars({})
     with pytest.raises(ValueError, match="^2 colors for 3 bars$"):
