@@ -1,4 +1,4 @@
-"""Command line: ``python -m radlib {datasets,train,evaluate,demo}`` (also installed as ``radlib``)."""
+"""Command line: ``python -m radlib {datasets,train,evaluate,sweep,demo}`` (also installed as ``radlib``)."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,29 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import launched_by_torchrun
+    if launched_by_torchrun():  # torchrun --nproc_per_node=N -m radlib train ...: one run on N processes
+        return _train_distributed(args)
+    return _train(args)
+
+
+def _train_distributed(args: argparse.Namespace) -> int:
+    """Every rank loads the same data and checks the same things; rank 0 alone prints and writes the run."""
+    import contextlib
+    import io
+
+    import torch.distributed as dist
+    rank = int(os.environ.get("RANK", "0"))
+    quiet = contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext()
+    try:
+        with quiet:
+            return _train(args, distributed=True)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, distributed: bool = False) -> int:
     from .device import select_device
     from .pipeline import check_test_split, load_data
     from .profiles import get_profile
@@ -36,6 +59,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, check_resume, check_run_folder, train
     if args.keep is not None and args.purify is None:
         raise ValueError("--keep applies to --purify only; add --purify or drop --keep")
+    if args.no_sync_batchnorm and not distributed:
+        raise ValueError("--no-sync-batchnorm applies to a run on several processes only (torchrun "
+                         "--nproc_per_node=N -m radlib train ...)")
     if args.out.strip() == "":
         raise ValueError("--out is empty text; give a folder name")
     device = select_device(args.device)
@@ -66,17 +92,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     provenance = Provenance.of(ds, profile, purification)
     if purification is not None:
         ds = purification.apply(ds)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     cfg = TrainConfig.from_profile(profile, method=args.method, dataset=args.data, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
-                                   seed=args.seed, **({"epochs": args.epochs} if args.epochs is not None else {}))
+                                   seed=args.seed, **overrides)
     if record is not None:
         from .record import tensor_digest
         check_resume(ckpt, record, cfg, tensor_digest(ds.train.images))
         if record.purification != provenance.purification:
             raise ValueError(f"{out} holds a run with another purification; use another --out, or delete {out}")
     print(ds.summary())
-    res = train(cfg, ds, out=out, device=device, provenance=provenance)
-    print(f"trained {cfg.method} for {cfg.epochs} epochs in {res.seconds:.1f} s; checkpoint: {res.checkpoint}")
+    if record is not None:
+        print(f"resuming {out} at epoch {record.epoch} of {cfg.epochs}")
+    res = train(cfg, ds, out=out, device=device, provenance=provenance, distributed=distributed,
+                sync_batchnorm=not args.no_sync_batchnorm)
+    where = "" if res.record is None or res.record.distributed is None else \
+        f" on {res.record.distributed['world_size']} processes"
+    print(f"trained {cfg.method} for {cfg.epochs} epochs{where} in {res.seconds:.1f} s; checkpoint: {res.checkpoint}")
     return 0
 
 
@@ -99,6 +131,48 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(result.to_dict(), indent=1))
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepSpec, merge_results, run_sweep
+    if args.out.strip() == "":
+        raise ValueError("--out is empty text; give a folder name")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the sweep")
+    _writable_folder(out, "--out")
+    spec = SweepSpec(datasets=tuple(args.data), categories=tuple(args.categories), methods=tuple(args.methods),
+                     seeds=tuple(args.seeds), profile=args.profile, epochs=args.epochs, batch_size=args.batch_size,
+                     attack=args.attack, steps=args.steps, eps=args.eps, score=args.score, max_test=args.max_test,
+                     root=str(Path(args.root).resolve()) if args.root else None)
+    if args.merge_only:
+        data = merge_results(spec, out)
+        print(f"merged {len(data['runs'])} of {len(spec.runs())} runs: {out / 'results.md'}")
+        return 0
+    gpus = None
+    if args.gpus == "all":
+        import torch
+        gpus = list(range(torch.cuda.device_count())) or None
+    elif args.gpus:
+        gpus = [int(g) for g in args.gpus.split(",")]
+    slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("timeout_min", args.slurm_minutes),
+                               ("gpus_per_node", 1 if args.slurm_partition else None)) if v is not None}
+    print(f"sweep: {len(spec.runs())} runs into {out} ({args.launcher}"
+          f"{', GPUs ' + ','.join(map(str, gpus)) if gpus else ''}, {args.workers or (len(gpus) if gpus else 1)} "
+          f"at a time)", flush=True)
+    outcomes = run_sweep(spec, out, workers=args.workers, gpus=gpus, retries=args.retries, launcher=args.launcher,
+                         slurm=slurm, log=lambda line: print(line, flush=True))
+    counts = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    print(f"{counts['done']} done, {counts['skipped']} skipped (finished before), {counts['failed']} failed; "
+          f"table: {out / 'results.md'}")
+    return 1 if counts["failed"] else 0
+
+
+def _gpu_list(text: str) -> str:
+    """argparse type: ``all``, or GPU indices separated by commas."""
+    if text != "all" and not all(part.strip().isdigit() for part in text.split(",")):
+        raise argparse.ArgumentTypeError(f"give 'all' or GPU indices like 0,1,2; got {text!r}")
+    return text
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -164,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("datasets", help="list every dataset radlib can load")
     s.set_defaults(func=_cmd_datasets)
 
-    s = sub.add_parser("train", help="train a detector (writes OUT/last.pt and OUT/history.json)")
+    s = sub.add_parser("train", help="train a detector (writes OUT/last.pt and OUT/history.json); under torchrun "
+                       "--nproc_per_node=N, one run on N processes (DistributedDataParallel)")
     s.add_argument("--data", default="surfaces")
     s.add_argument("--category", default=None, help="normal class / category (dataset default if omitted); several "
                    "comma-separated for the one-vs-rest datasets, e.g. 0,1")
@@ -172,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None, choices=list(PROFILES))
     s.add_argument("--image-size", type=_positive_int, default=None)
     s.add_argument("--epochs", type=_positive_int, default=None)
+    s.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="images per step (default: the profile's); under torchrun, over all processes together")
+    s.add_argument("--no-sync-batchnorm", action="store_true",
+                   help="under torchrun: BatchNorm statistics per process instead of over the whole batch")
     s.add_argument("--root", default=None, help="dataset folder (default $RADLIB_DATA or ./data)")
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default $RADLIB_DEVICE, else the best "
@@ -210,6 +289,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the result (with its protocol) as JSON")
     s.set_defaults(func=_cmd_evaluate)
 
+    s = sub.add_parser("sweep", help="a grid of runs (data x categories x methods x seeds), each trained and "
+                       "evaluated in its own process, over local workers or Slurm; re-run to resume; merged table")
+    s.add_argument("--data", nargs="+", required=True, help="one or more data sets")
+    s.add_argument("--categories", nargs="+", required=True, help="normal classes / categories, e.g. 0 1 2")
+    s.add_argument("--methods", nargs="+", default=["cobra"], choices=sorted(METHODS))
+    s.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2])
+    s.add_argument("--profile", default=None, choices=list(PROFILES))
+    s.add_argument("--epochs", type=_positive_int, default=None)
+    s.add_argument("--batch-size", type=_positive_int, default=None)
+    s.add_argument("--attack", default="pgd", choices=["pgd", "apgd", "square", "standard", "none"])
+    s.add_argument("--steps", type=_positive_int, default=10)
+    s.add_argument("--eps", default="8/255", help="as radlib evaluate's --eps")
+    s.add_argument("--score", default=None, choices=["own", "knn", "patch"])
+    s.add_argument("--max-test", type=_positive_int, default=None)
+    s.add_argument("--root", default=None, help="dataset folder (default $RADLIB_DATA or ./data)")
+    s.add_argument("--out", required=True, help="the sweep folder (the same folder resumes the sweep)")
+    s.add_argument("--workers", type=_positive_int, default=None,
+                   help="runs at a time (default: one per GPU of --gpus, else 1)")
+    s.add_argument("--gpus", type=_gpu_list, default=None, help="'all' or indices like 0,1: one worker per GPU")
+    s.add_argument("--retries", type=int, choices=range(0, 10), default=1, metavar="{0..9}",
+                   help="further attempts of a failed run (it resumes where it stopped)")
+    s.add_argument("--launcher", default="local", choices=["local", "slurm"])
+    s.add_argument("--slurm-partition", default=None)
+    s.add_argument("--slurm-minutes", type=_positive_int, default=None, help="time limit of each Slurm task")
+    s.add_argument("--merge-only", action="store_true", help="only (re)write the merged table")
+    s.set_defaults(func=_cmd_sweep)
+
     s = sub.add_parser("demo", help="CSI vs COBRA vs no training on the profile's teaching data: train, attack at "
                        "several eps, write a report")
     s.add_argument("--out", default="runs/demo")
@@ -234,6 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("RADLIB_DEBUG", "").lower() in ("1", "true", "yes")
     try:
+        if args.command != "train":
+            from .distributed import launched_by_torchrun
+            if launched_by_torchrun():
+                raise ValueError(f"{args.command} runs in one process; under torchrun only train spreads one run over "
+                                 f"processes (run python -m radlib {args.command} ..., or radlib sweep for many runs)")
         return int(args.func(args) or 0)
     except (DatasetError, CheckpointError, TrainingDiverged, ValueError, OSError) as e:
         if debug:

@@ -10,6 +10,8 @@ A run folder's ``last.pt`` carries, besides the weights and the optimiser state 
   and of the test split (images and labels);
 - ``purification``: the kept training rows, the scorer and ``keep`` when the training split was purified (LLBNAD);
 - ``trained_sha256``: the SHA-256 of the images the network was trained on (after purification);
+- ``distributed``: ``{"world_size", "backend", "sync_batchnorm"}`` for a data-parallel run (:mod:`radlib.distributed`),
+  None for one process (a record written before this field existed reads as None);
 - ``radlib_version`` and ``digests``: a SHA-256 of the weights (model state and the msc centre) and of every
   plain-data field above.
 
@@ -56,7 +58,9 @@ FORMAT = "radlib-run/1"
 
 #: the plain-data fields of a record, each with its own digest (so a mismatch names the field)
 _DIGESTED = ("config", "model_config", "profile", "data", "purification", "trained_sha256", "epoch", "history",
-             "seconds", "radlib_version")
+             "seconds", "radlib_version", "distributed")
+#: fields added after a record format was in use: a record without them (field and digest absent) reads as None
+_ADDED = ("distributed",)
 
 #: data-identity fields compared between a run and rebuilt data (``load``, ``root`` and ``category`` say *where* the
 #: data came from, and a folder data set's category is its folder's name; the digests say *what* it is, so a moved
@@ -162,6 +166,7 @@ class RunRecord:
     seconds: float
     radlib_version: str
     weights_sha256: str
+    distributed: dict[str, Any] | None = None
 
     def profile_object(self) -> Profile:
         """The training :class:`~radlib.profiles.Profile`, overrides included. Raises CheckpointError without one."""
@@ -205,12 +210,14 @@ def _umask() -> int:
 def save_run(path: str | os.PathLike[str], *, config: TrainConfig, model: torch.nn.Module,
              optimizer: dict[str, Any], scheduler: dict[str, Any], epoch: int, history: list[dict[str, float]],
              seconds: float, center: torch.Tensor | None, trained_sha256: str, profile: Profile | None = None,
-             data: dict[str, Any] | None = None, purification: dict[str, Any] | None = None) -> RunRecord:
+             data: dict[str, Any] | None = None, purification: dict[str, Any] | None = None,
+             distributed: dict[str, Any] | None = None) -> RunRecord:
     """Write the run record to ``path`` (``last.pt``) atomically, then ``history.json`` and ``run.json`` beside it.
 
     ``optimizer``/``scheduler``: their ``state_dict()`` (for resume). ``data``: :func:`data_identity` of the data
     set *before* purification; ``purification``: ``{"kept": [...], "method": ..., "keep": ...}`` or None;
-    ``trained_sha256``: :func:`tensor_digest` of the images the network was trained on.
+    ``trained_sha256``: :func:`tensor_digest` of the images the network was trained on; ``distributed``: the
+    data-parallel run (:meth:`radlib.distributed.Shards.record`) or None.
     """
     from . import __version__
     path = Path(path)
@@ -219,7 +226,7 @@ def save_run(path: str | os.PathLike[str], *, config: TrainConfig, model: torch.
     record = RunRecord(config=config, model_config=asdict(model_config), profile=None if profile is None
                        else asdict(profile), data=data, purification=purification, trained_sha256=trained_sha256,
                        epoch=int(epoch), history=list(history), seconds=float(seconds), radlib_version=__version__,
-                       weights_sha256=weights_digest(state, center))
+                       weights_sha256=weights_digest(state, center), distributed=distributed)
     plain = {name: (asdict(config) if name == "config" else getattr(record, name)) for name in _DIGESTED}
     digests = {name: _plain_digest(value) for name, value in plain.items()}
     digests["weights"] = record.weights_sha256
@@ -250,7 +257,8 @@ def load_run(path: str | os.PathLike[str], map_location: str | torch.device = "c
     digests = state.get("digests")
     if not isinstance(digests, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} has a damaged run record (no digests or no weights)")
-    changed = [name for name in _DIGESTED if digests.get(name) != _plain_digest(state.get(name))]
+    changed = [name for name in _DIGESTED if digests.get(name) != _plain_digest(state.get(name))
+               and not (name in _ADDED and name not in digests and name not in state)]
     center = state.get("center")
     if center is not None and not isinstance(center, torch.Tensor):
         changed.append("center")
@@ -264,7 +272,8 @@ def load_run(path: str | os.PathLike[str], map_location: str | torch.device = "c
                            profile=state["profile"], data=state["data"], purification=state["purification"],
                            trained_sha256=str(state["trained_sha256"]), epoch=int(state["epoch"]),
                            history=list(state["history"]), seconds=float(state["seconds"]),
-                           radlib_version=str(state["radlib_version"]), weights_sha256=digests["weights"])
+                           radlib_version=str(state["radlib_version"]), weights_sha256=digests["weights"],
+                           distributed=state.get("distributed"))
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path} has a run record this radlib cannot read ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None

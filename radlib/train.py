@@ -1,9 +1,9 @@
 """The trainer: one code path for every method of :mod:`radlib.methods`, with atomic checkpoints and exact resume.
 
-The method (what a step computes) is a record of :data:`radlib.methods.METHODS`; this module runs it.
-Batch layout (see :mod:`radlib.losses`): N images -> K chunks by the policy (row k*N+i) -> V views view-major.
-Training attacks run with the model in eval mode (as the official code), the update in train mode.
-NT-Xent uses the official scale (per anchor, the *sum* over its V-1 positives: ``reduction="anchors"``).
+The method (what a step computes) is a record of :data:`radlib.methods.METHODS`; :class:`radlib.step.TrainStep`
+computes one step and this module runs it: data order, optimiser, schedule, checkpoints, resume, and data-parallel
+runs under torchrun (:mod:`radlib.distributed`). NT-Xent uses the official scale (per anchor, the *sum* over its
+V-1 positives: ``reduction="anchors"``).
 
 Example:
     >>> import torch
@@ -15,8 +15,8 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,22 +24,24 @@ from typing import Any, Callable
 
 import torch
 
-from . import attacks, losses
-from .augment import SimCLRAugment, horizontal_flip
+from . import losses
+from .distributed import convert_sync_batchnorm, data_parallel, init_from_env, rank_generator
 from .checkpoint import CheckpointError
 from .record import Provenance, RunRecord, data_identity, load_run, save_run, tensor_digest
 from .data import ADDataset, Split, to_float
 from .features import model_features
-# PROFILE_FIELDS and METHODS (homes: radlib.config, radlib.methods) stay importable from here for older code
+# PROFILE_FIELDS and METHODS (homes: radlib.config, radlib.methods), TrainStep and training_views (home: radlib.step)
+# stay importable from here for older code and the notebooks
 from .config import PROFILE_FIELDS, TrainConfig  # noqa: F401
 from .methods import METHODS, Method, get_method  # noqa: F401
-from .device import autocast_dtype, make_generator, select_device, uses_channels_last
+from .step import TrainStep, training_views  # noqa: F401
+from .device import make_generator, select_device, uses_channels_last
 from .models import ResNet18AD, build_model
 from .optim import build_optimizer, warmup_cosine
 from .pseudo_anomaly import Policy
 
-__all__ = ["TrainResult", "TrainingDiverged", "train", "load_trained",
-           "training_views", "check_run_folder", "check_resume", "RunMismatch"]
+__all__ = ["TrainResult", "TrainingDiverged", "train", "load_trained", "check_run_folder", "check_resume",
+           "RunMismatch"]
 
 class RunMismatch(ValueError):
     """An output folder holds a run of another config or of other training images (resume refused)."""
@@ -61,106 +63,6 @@ class TrainResult:
     center: torch.Tensor | None = None  # msc: the normal-train feature centre used by the loss
     policy: Policy | None = None
     record: RunRecord | None = None  # the run record of ``checkpoint`` (:mod:`radlib.record`), None without one
-
-
-class TrainStep:
-    """One training step of any method; built once per run (holds the policy, augmentation, loss settings)."""
-
-    def __init__(self, cfg: TrainConfig, model: ResNet18AD, policy: Policy | None,
-                 center: torch.Tensor | None, fused_attacks: bool = True) -> None:
-        self.cfg, self.model, self.policy, self.center = cfg, model, policy, center
-        # True: the training attacks as one batched PGD (attacks.training_attacks; the same draws and results up
-        # to float rounding); False: one attack per call (the form of the code before; benchmarks compare both)
-        self.fused_attacks = fused_attacks
-        self.method: Method = get_method(cfg.method)
-        self.augment = SimCLRAugment(crop=cfg.crop, strength=cfg.augment_strength)
-        self.K = policy.K if policy is not None else 1
-        device = next(model.parameters()).device
-        self.amp = autocast_dtype(device, cfg.amp)
-        self.channels_last = uses_channels_last(device, cfg.channels_last, cfg.width)
-        self.device = device
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
-
-    def _attack_kw(self, gen: torch.Generator) -> dict[str, Any]:
-        c = self.cfg
-        return dict(eps=c.eps, steps=c.attack_steps, alpha=c.attack_alpha, norm=c.attack_norm, generator=gen)
-
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        cfg, model, method = self.cfg, self.model, self.method
-        v1, v2, labels = training_views(x, self.policy, self.augment, gen)
-        if self.channels_last:
-            v1, v2 = v1.contiguous(memory_format=torch.channels_last), v2.contiguous(memory_format=torch.channels_last)
-        head = method.head and cfg.cls_weight > 0 and self.K > 1
-        views, head_inputs = [v1, v2], [v1, v2]
-        if cfg.adversarial:
-            model.eval()
-            names = tuple(a for a in method.attacks if a != "rtp" or head)  # the registry's (draw) order
-            with self.autocast():
-                kw = self._attack_kw(gen)
-                if self.fused_attacks:
-                    adv = attacks.training_attacks(model, v1, v2, labels, self.K, names,
-                                                   temperature=cfg.temperature, **kw)
-                else:
-                    adv = {}
-                    for name in names:  # each draws from ``gen`` in turn
-                        if name == "atpt":
-                            adv[name] = attacks.atpt(model, v1, v2, temperature=cfg.temperature, **kw)
-                        elif name == "atnt":
-                            adv[name] = attacks.atnt(model, v2, self.K, temperature=cfg.temperature, **kw)
-                        else:
-                            adv[name] = attacks.rtp(model, v2, labels, **kw)
-            views += [adv[n] for n in names if n != "rtp"]
-            head_inputs += [adv["rtp"]] if "rtp" in adv else []
-            model.train()
-        n_con = len(views)
-        batch = torch.cat(views + head_inputs[2:])
-        with self.autocast():
-            out = model(batch)
-        m = v1.shape[0]
-        z = out.projection[: n_con * m].float()
-        terms: dict[str, torch.Tensor] = {method.loss_name: method.loss(z, labels, n_con, cfg, self.center)}
-        if method.opposite and cfg.opposite_weight > 0 and self.K > 1:
-            terms["opposite"] = cfg.opposite_weight * losses.opposite_pair_loss(z, n_views=n_con, K=self.K)
-        if head:
-            logits = torch.cat([out.logits[: 2 * m], out.logits[n_con * m:]]).float()
-            terms["cls"] = cfg.cls_weight * losses.transform_ce(logits, labels.repeat(len(head_inputs)))
-        terms["loss"] = sum(terms.values())  # type: ignore[assignment]
-        return terms
-
-
-def training_views(x: torch.Tensor, policy: Policy | None, augment: Callable[..., torch.Tensor],
-                   generator: torch.Generator | None, flip_p: float = 0.5
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The two training views of a batch, in the official CSI/COBRA order.
-
-    1. each image is flipped horizontally at random, twice independently (``flip_p``): two copies;
-    2. each copy is expanded into the K pseudo-anomaly chunks **separately** (two independent draws, as the
-       official code makes the pseudo-anomalies of ``images1`` and ``images2`` apart);
-    3. each expanded copy gets the SimCLR distortion ``augment`` (which must not flip: see
-       :class:`~radlib.augment.SimCLRAugment`).
-
-    Flipping first matters for rotations: hflip(rot90 x) == rot270(hflip x), so a flip after the rotation
-    gives the 90 and 270 degree chunks the same inputs and confuses the K-way head.
-
-    Args:
-        x: float (N, C, H, W) in [0, 1]. policy: the pseudo-anomaly policy, or None (one chunk, label 0).
-        augment: ``augment(x, generator) -> x'``. generator: the source of every draw.
-    Returns:
-        v1, v2 float (K*N, C, H, W) chunk-major (row k*N + i = transform k of image i) in [0, 1], and the
-        int64 labels (K*N,) with value k on chunk k.
-    """
-    f1, f2 = horizontal_flip(x, generator, p=flip_p), horizontal_flip(x, generator, p=flip_p)
-    if policy is None:
-        labels = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        xk1, xk2 = f1, f2
-    else:
-        xk1, labels = policy.expand(f1, generator=generator)
-        xk2, _ = policy.expand(f2, generator=generator)
-    return augment(xk1, generator), augment(xk2, generator), labels
 
 
 def _train_images(data: ADDataset | Split | torch.Tensor) -> torch.Tensor:
@@ -194,7 +96,8 @@ def _check_parameters(model: ResNet18AD, epoch: int) -> None:
 def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: str | Path | None = None,
           device: str | torch.device | None = None, resume: bool = True, progress: bool = True,
           on_epoch_end: Callable[[int, dict[str, float], ResNet18AD], None] | None = None,
-          provenance: Provenance | None = None) -> TrainResult:
+          provenance: Provenance | None = None, distributed: bool = False,
+          sync_batchnorm: bool = True) -> TrainResult:
     """Train a detector from scratch on the normal training images of ``data``.
 
     Args:
@@ -209,9 +112,17 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         resume: if ``out/last.pt`` exists with the same config and the same training images (SHA-256), continue
             from it (bitwise-exact on CPU: every epoch draws from its own generator, and model + optimiser state
             are restored).
-        on_epoch_end: callback ``(epoch, epoch_means, model)``, e.g. for live loss curves in a notebook.
+        on_epoch_end: callback ``(epoch, epoch_means, model)``, e.g. for live loss curves in a notebook (rank 0
+            only in a distributed run).
         provenance: the profile, data identity and purification recorded in the checkpoint
             (:class:`radlib.record.Provenance`); None = the identity of ``data`` when it is an ADDataset.
+        distributed: train one run on all the processes ``torchrun`` started (:mod:`radlib.distributed`), with
+            DistributedDataParallel: every rank passes the same ``data`` and config; each step's batch of
+            ``config.batch_size`` images is split evenly over the ranks (it must divide), the losses are those of
+            the whole batch, rank 0 alone writes ``out``, and the record says ``distributed``. Each rank trains
+            on ``cuda:LOCAL_RANK`` (NCCL) or the CPU (gloo). ``radlib train`` under torchrun sets it.
+        sync_batchnorm: in a distributed run, BatchNorm statistics over the whole batch (as one process); False
+            = per rank (see :mod:`radlib.distributed`).
 
     Raises:
         TrainingDiverged: a loss term became NaN/inf (checked every ``log_every`` steps and at epoch end), or a
@@ -220,6 +131,12 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         ValueError: ``out`` is a file or a folder of other files, or holds a run of another config or other images.
     """
     dev = select_device(device)
+    shards = None
+    if distributed:
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        shards = init_from_env(dev, sync_batchnorm)
+    main = shards is None or shards.main
     if out is not None:
         check_run_folder(Path(out))
     images = _train_images(data)
@@ -237,6 +154,11 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         model = build_model(config.model_config(), device=dev,
                             channels_last=uses_channels_last(dev, config.channels_last, config.width))
     batch = min(config.batch_size, n)
+    world, rank = (1, 0) if shards is None else (shards.world_size, shards.rank)
+    if batch % world:
+        raise ValueError(f"a step's {batch} images do not split evenly over {world} processes; choose a batch size "
+                         f"divisible by {world} (--nproc_per_node)")
+    local = batch // world  # this rank's rows of every step
     steps = config.steps_per_epoch or max(1, n // batch)
     total = steps * config.epochs
     opt = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
@@ -249,30 +171,45 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
     trained_sha256 = tensor_digest(images)
     if provenance is None:
         provenance = Provenance(data=data_identity(data)) if isinstance(data, ADDataset) else Provenance()
+    if shards is not None and not shards.all_equal(trained_sha256):
+        raise RunMismatch("the ranks hold different training images; every rank must load the same data")
     record = None
     if ckpt_path is not None and resume and ckpt_path.exists():
         record, state = load_run(ckpt_path, map_location=dev)
         check_resume(ckpt_path, record, config, trained_sha256)
+        here = None if shards is None else shards.record()
+        if record.distributed != here:
+            raise RunMismatch(f"{ckpt_path} was trained {_how(record.distributed)}, this run is {_how(here)}: a "
+                              f"resumed run draws what the first one did only on as many processes; train into "
+                              f"another folder or resume it {_how(record.distributed)}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history, elapsed = record.epoch, record.history, record.seconds
         center = state["center"].to(dev) if state.get("center") is not None else center
-    step_fn = TrainStep(config, model, policy, center)
+    forward: torch.nn.Module = model
+    if shards is not None:
+        convert_sync_batchnorm(model, shards)
+        head = get_method(config.method).head and config.cls_weight > 0 and (policy.K if policy else 1) > 1
+        forward = data_parallel(model, shards, find_unused_parameters=not head)  # the head is unused without its loss
+    step_fn = TrainStep(config, model, policy, center, shards=shards, forward=forward)
     # fp16 (GPUs without native bf16) needs loss scaling against gradient underflow; a no-op otherwise
     scaler = torch.amp.GradScaler(dev.type, enabled=step_fn.amp is torch.float16)
-    bar = _progress(total, start_epoch * steps, config.method, progress)
+    bar = _progress(total, start_epoch * steps, config.method, progress and main)
     t0 = time.perf_counter()
     model.train()
     for epoch in range(start_epoch, config.epochs):
         gen = _epoch_generator(config.seed, epoch, dev)
         order = torch.cat([torch.randperm(n, generator=gen, device=dev) for _ in range(math.ceil(steps * batch / n))])
+        draw = gen if rank == 0 else rank_generator(config.seed, epoch, rank, dev)  # the rank's own draws
         sums: dict[str, torch.Tensor] = {}
         for s in range(steps):
-            x = to_float(images[order[s * batch:(s + 1) * batch]])
-            terms = step_fn(x, gen)
+            x = to_float(images[order[s * batch + rank * local:s * batch + (rank + 1) * local]])
+            step_fn.share_buffers()
+            terms = step_fn(x, draw)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
+            # each rank differentiates the global loss through its own rows; DDP averages: world * mean = sum
+            scaler.scale(terms["loss"] * world if world > 1 else terms["loss"]).backward()
             scaler.step(opt)
             scaler.update()
             sched.step()
@@ -286,14 +223,15 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         means.update(epoch=epoch + 1, lr=float(sched.get_last_lr()[0]), seconds=elapsed + time.perf_counter() - t0)
         history.append(means)
         last = epoch + 1 == config.epochs
-        if ckpt_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
+        if ckpt_path is not None and main and ((epoch + 1) % config.checkpoint_every == 0 or last):
             _check_parameters(model, epoch + 1)
             record = save_run(ckpt_path, config=config, model=model, optimizer=opt.state_dict(),
                               scheduler=sched.state_dict(), epoch=epoch + 1, history=history,
                               seconds=means["seconds"], center=center, trained_sha256=trained_sha256,
                               profile=provenance.profile, data=provenance.data,
-                              purification=provenance.purification)
-        if on_epoch_end is not None:
+                              purification=provenance.purification,
+                              distributed=None if shards is None else shards.record())
+        if on_epoch_end is not None and main:
             on_epoch_end(epoch + 1, means, model)
     bar.close()
     _check_parameters(model, config.epochs)
@@ -330,6 +268,12 @@ def check_resume(path: Path, record: RunRecord, config: TrainConfig, trained_sha
         raise RunMismatch(f"{path} was trained on other images (SHA-256 {record.trained_sha256[:12]} -> "
                          f"{trained_sha256[:12]}): the training data changed since; train into another folder or "
                          f"delete this one")
+
+
+def _how(distributed: dict[str, Any] | None) -> str:
+    if distributed is None:
+        return "in one process"
+    return f"on {distributed['world_size']} processes (sync_batchnorm={distributed['sync_batchnorm']})"
 
 
 def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int) -> None:

@@ -72,3 +72,10 @@ def test_fingerprint_is_deterministic(tmp_path):
     assert set(fa) == {"csi", "msc"} and len(fa["csi"]["weights_sha256"]) == 16
     for m in fa:
         assert {k: v for k, v in fa[m].items() if k != "seconds"} == {k: v for k, v in fb[m].items() if k != "seconds"}
+
+
+@pytest.mark.slow
+def test_ddp_script_runs_one_and_two_processes():
+    out = _run("bench_ddp.py", "--quick")
+    assert "| 1 | — |" in out and "| 2 | synchronised |" in out and "| 2 | per process |" in out
+    assert "raw ResNet-18 fwd+bwd, same run" in out

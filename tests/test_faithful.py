@@ -55,7 +55,7 @@ def test_the_trainer_uses_the_official_view_order(monkeypatch):
         seen["views"] = out
         return out
 
-    monkeypatch.setattr("radlib.train.training_views", spy)
+    monkeypatch.setattr("radlib.step.training_views", spy)
     step = TrainStep(cfg, model, cfg.policy(), None)
     assert step.augment.flip_p == 0.0, "the SimCLR distortion after the rotations must not flip"
     step(_asym(8), torch.Generator().manual_seed(0))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 
 from .engine import check_attack_inputs, draw_unit, pgd_run, pgd, step_size
 
-__all__ = ["atpt", "atnt", "rtp", "random_chunk_cycle", "training_attacks", "TRAINING_ATTACKS"]
+__all__ = ["atpt", "atnt", "rtp", "random_chunk_cycle", "training_attacks", "training_attack_draws", "AttackDraws",
+           "RowGather", "TRAINING_ATTACKS"]
 
 #: the training attacks :func:`training_attacks` knows, and the view each one perturbs
 TRAINING_ATTACKS = {"atpt": "v1", "atnt": "v2", "rtp": "v2"}
@@ -111,10 +113,43 @@ def rtp(model: nn.Module, x: Tensor, labels: Tensor, *, eps: float, steps: int =
                eps=eps, steps=steps, alpha=alpha, norm=norm, maximize=True, generator=generator)
 
 
+class RowGather(Protocol):
+    """What :func:`training_attacks` needs of a data-parallel run (:class:`radlib.distributed.Shards`)."""
+
+    @property
+    def world_size(self) -> int: ...
+
+    def gather(self, t: Tensor, groups: int) -> Tensor: ...
+    def share(self, t: Tensor) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class AttackDraws:
+    """The random draws of :func:`training_attacks`: ATNT's chunk cycle ``pi`` (K,) (None without ATNT) and each
+    attack's random start (radius <= 1, the attack's input shape), in the order of ``names`` (empty at eps=0)."""
+
+    pi: Tensor | None
+    starts: tuple[Tensor, ...]
+
+
+def training_attack_draws(names: tuple[str, ...], v1: Tensor, K: int, eps: float, norm: str,
+                          generator: torch.Generator | None) -> AttackDraws:
+    """Draw what :func:`training_attacks` draws, in the order the one-attack-per-call form draws it (each attack's
+    start; ATNT's cycle before its start). v1: the (M, C, H, W) view, for shape and device."""
+    pi, starts = None, []
+    for name in names:
+        if name == "atnt":
+            pi = random_chunk_cycle(K, generator, v1.device)
+        if eps > 0:
+            starts.append(draw_unit(v1.shape, norm, generator, v1.device, sphere=False))
+    return AttackDraws(pi, tuple(starts))
+
+
 def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K: int, names: tuple[str, ...], *,
                      eps: float, steps: int = 10, alpha: float | None = None,
                      norm: Literal["linf", "l2"] = "linf", temperature: float = 0.5,
-                     generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                     generator: torch.Generator | None = None, draws: AttackDraws | None = None,
+                     shards: RowGather | None = None) -> dict[str, Tensor]:
     """The training attacks ``names`` (any of ``"atpt"``, ``"atnt"``, ``"rtp"``, in draw order) as **one** PGD.
 
     Returns ``{name: adversarial images}``, the same as calling :func:`atpt` (on v1), :func:`atnt` (on v2) and
@@ -132,6 +167,11 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
             the two chunk-major views (M = K * N). labels: int64 (M,) transform labels (RTP's targets).
         K: number of chunks (ATNT needs K >= 2). names: the attacks, each at most once.
         eps, steps, alpha, norm, temperature, generator: as for the single attacks.
+        draws: the random draws to use instead of drawing from ``generator`` (:func:`training_attack_draws`).
+        shards: a data-parallel run (:class:`radlib.distributed.Shards`): v1, v2, labels are this rank's shard,
+            the contrastive attack losses are computed on the global batch (the projections are gathered at every
+            PGD step; ATNT's cycle is rank 0's), so each rank's images move as they would in one process holding
+            the whole batch. None: one process.
     """
     unknown = [n for n in names if n not in TRAINING_ATTACKS]
     if unknown or len(set(names)) != len(names):
@@ -144,21 +184,29 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
         raise ValueError(f"atnt needs K >= 2 chunks dividing the batch, got K={K}, batch {m}")
     if not names:
         return {}
-    origins, starts, rows = [], [], None
-    for name in names:  # the draws of the sequential calls, in their order (at eps=0 only ATNT's cycle)
-        if name == "atnt":
-            pi = random_chunk_cycle(K, generator, v2.device)
-            n = m // K
-            rows = (pi[:, None] * n + torch.arange(n, device=v2.device)).reshape(-1)
-        x = v1 if name == "atpt" else v2
-        origins.append(x)
-        if eps > 0:
-            starts.append(draw_unit(x.shape, norm, generator, x.device, sphere=False))
+    if draws is None:
+        draws = training_attack_draws(names, v1, K, eps, norm, generator)
+    origins = [v1 if name == "atpt" else v2 for name in names]
     if eps == 0:
         return {n: x.detach().clone() for n, x in zip(names, origins)}
+    if len(draws.starts) != len(names) or any(d.shape != v1.shape for d in draws.starts):
+        raise ValueError(f"draws must hold one start of shape {tuple(v1.shape)} per attack ({len(names)})")
+    pi = draws.pi
+    if pi is not None and shards is not None:
+        pi = shards.share(pi)  # one chunk cycle for the global batch, as one process draws it
+    world = 1 if shards is None else shards.world_size
+    if shards is not None and m % K:
+        raise ValueError(f"a sharded batch must hold K={K} chunks of equal size, got {m} rows")
+    rows = None
+    if "atnt" in names:  # row k*n+i of the (global) view -> pi(k)*n+i
+        assert pi is not None  # drawn above whenever atnt runs
+        n_all = m * world // K
+        rows = (pi[:, None] * n_all + torch.arange(n_all, device=v2.device)).reshape(-1)
     need_target = any(n in ("atpt", "atnt") for n in names)
     with torch.no_grad():
         z2 = _proj(model, v2) if need_target else None
+        if z2 is not None and shards is not None:
+            z2 = shards.gather(z2, K)
     from ..losses import nt_xent
 
     def loss_fn(a: Tensor) -> Tensor:
@@ -166,17 +214,19 @@ def training_attacks(model: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor, K
         total = a.new_zeros((), dtype=torch.float32)
         for i, name in enumerate(names):
             part = slice(i * m, (i + 1) * m)
-            if name == "rtp":
+            if name == "rtp":  # per image: no other rank's row enters its loss
                 total = total + F.cross_entropy(out.logits[part].float(), labels, reduction="none").sum()
             else:
                 assert z2 is not None  # need_target holds for atpt and atnt
                 target = z2 if name == "atpt" else z2[rows]
-                loss = nt_xent(torch.cat([out.projection[part].float(), target]), n_views=2,
-                               temperature=temperature)
+                z = out.projection[part].float()
+                if shards is not None:
+                    z = shards.gather(z, K)
+                loss = nt_xent(torch.cat([z, target]), n_views=2, temperature=temperature)
                 total = total + (loss if name == "atpt" else -loss)
         return total
 
-    x0, d0 = torch.cat(origins), torch.cat(starts)
+    x0, d0 = torch.cat(origins), torch.cat(draws.starts)
     adv = pgd_run(loss_fn, x0.detach(), d0, eps=eps, steps=steps, alpha=step_size(eps, steps, alpha), norm=norm,
                    sign=1.0, lo=0.0, hi=1.0, per_sample=False)
     return {name: adv[i * m:(i + 1) * m] for i, name in enumerate(names)}
