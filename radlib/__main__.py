@@ -150,13 +150,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"merged {len(data['runs'])} of {len(spec.runs())} runs: {out / 'results.md'}")
         return 0
     gpus = None
-    if args.gpus == "all":
+    if args.gpus in (None, "all") and args.launcher == "local":  # default: every visible GPU, else the CPU
         import torch
-        gpus = list(range(torch.cuda.device_count())) or None
+        gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else None
+        if args.gpus == "all" and not gpus:
+            raise ValueError("--gpus all: no CUDA GPU is visible; leave --gpus out to run on the CPU")
     elif args.gpus:
         gpus = [int(g) for g in args.gpus.split(",")]
     slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("timeout_min", args.slurm_minutes),
-                               ("gpus_per_node", 1 if args.slurm_partition else None)) if v is not None}
+                               ("gpus_per_node", args.slurm_gpus)) if v is not None}
     print(f"sweep: {len(spec.runs())} runs into {out} ({args.launcher}"
           f"{', GPUs ' + ','.join(map(str, gpus)) if gpus else ''}, {args.workers or (len(gpus) if gpus else 1)} "
           f"at a time)", flush=True)
@@ -307,12 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the sweep folder (the same folder resumes the sweep)")
     s.add_argument("--workers", type=_positive_int, default=None,
                    help="runs at a time (default: one per GPU of --gpus, else 1)")
-    s.add_argument("--gpus", type=_gpu_list, default=None, help="'all' or indices like 0,1: one worker per GPU")
+    s.add_argument("--gpus", type=_gpu_list, default=None, help="'all' or indices like 0,1: one worker per GPU "
+                   "(default: every visible GPU, else the CPU)")
     s.add_argument("--retries", type=int, choices=range(0, 10), default=1, metavar="{0..9}",
                    help="further attempts of a failed run (it resumes where it stopped)")
     s.add_argument("--launcher", default="local", choices=["local", "slurm"])
     s.add_argument("--slurm-partition", default=None)
     s.add_argument("--slurm-minutes", type=_positive_int, default=None, help="time limit of each Slurm task")
+    s.add_argument("--slurm-gpus", type=int, choices=range(0, 9), default=1, metavar="{0..8}",
+                   help="GPUs per Slurm task (default 1; 0 for CPU nodes)")
     s.add_argument("--merge-only", action="store_true", help="only (re)write the merged table")
     s.set_defaults(func=_cmd_sweep)
 

@@ -8,7 +8,7 @@ exactly the single-process batch: each NT-Xent anchor has the negatives of the w
 multi-GPU code, which all-gathers the projections before its similarity matrix), the opposite-pair term its
 pairs, the K-way head its labels.
 
-**What a step computes on W ranks** (:class:`radlib.train.TrainStep` with a :class:`Shards`), and why it equals
+**What a step computes on W ranks** (:class:`radlib.step.TrainStep` with a :class:`Shards`), and why it equals
 one process on the concatenated batch:
 
 - the training attacks gather the projections at every PGD step, so each image climbs the single-process attack

@@ -151,7 +151,8 @@ class RunOutcome:
 
 def run_status(run: SweepRun, spec: SweepSpec, out: Path) -> Literal["evaluated", "trained", "partial", "new"]:
     """Where a run stands: ``evaluated`` (complete record and its evaluation file), ``trained`` (complete record),
-    ``partial`` (a checkpoint before the last epoch) or ``new``. Reads ``run.json`` (the record's view, written
+    ``partial`` (a checkpoint before the last epoch, or of other settings than the sweep's: ``radlib train`` then
+    resumes it or refuses it) or ``new``. Reads ``run.json`` (the record's view, written
     atomically after ``last.pt``); a missing or unreadable one counts as no progress there."""
     folder = run.folder(out)
     try:
@@ -159,13 +160,21 @@ def run_status(run: SweepRun, spec: SweepSpec, out: Path) -> Literal["evaluated"
         done, total = int(view["epochs_done"]), int(view["config"]["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
         return "partial" if (folder / "last.pt").exists() else "new"
-    if done < total:
-        return "partial"
+    if done < total or not _recorded_as(view, spec):
+        return "partial"  # radlib train resumes it, or refuses a run of other settings in one line (reported)
     try:
         json.loads((folder / spec.eval_name).read_text())
         return "evaluated"
     except (OSError, ValueError):
         return "trained"
+
+
+def _recorded_as(view: dict[str, Any], spec: SweepSpec) -> bool:
+    """Whether a run's record (its ``run.json`` view) was trained with the sweep's explicit settings."""
+    config, profile = view.get("config") or {}, view.get("profile") or {}
+    return ((spec.epochs is None or config.get("epochs") == spec.epochs)
+            and (spec.batch_size is None or config.get("batch_size") == spec.batch_size)
+            and (spec.profile is None or profile.get("name") == spec.profile))
 
 
 def _execute(cmd: list[str], log: Path, env: dict[str, str]) -> tuple[int, str]:
@@ -271,7 +280,13 @@ def _run_slurm(runs: list[SweepRun], spec: SweepSpec, out: Path, retries: int,
     executor.update_parameters(**params)
     todo = [r for r in runs if run_status(r, spec, out) != "evaluated"]
     jobs = executor.map_array(lambda r: run_one(r, spec, out, retries), todo) if todo else []
-    results = {r.id: job.result() for r, job in zip(todo, jobs)}
+    results = {}
+    for r, job in zip(todo, jobs):
+        try:
+            results[r.id] = job.result()
+        except Exception as e:  # the task itself died (time limit, node failure): report it, keep the others
+            lines = [line for line in str(e).splitlines() if line.strip()]
+            results[r.id] = RunOutcome(r, "failed", 1, f"{type(e).__name__}: {lines[-1] if lines else ''}")
     return [results.get(r.id, RunOutcome(r, "skipped")) for r in runs]
 
 

@@ -151,7 +151,10 @@ def test_run_status_reads_the_record_view(tmp_path):
     assert run_status(run, spec, tmp_path) == "partial"  # a checkpoint without its view: resume it
     (folder / "run.json").write_text(json.dumps({"epochs_done": 2, "config": {"epochs": 3}}))
     assert run_status(run, spec, tmp_path) == "partial"
-    (folder / "run.json").write_text(json.dumps({"epochs_done": 3, "config": {"epochs": 3}}))
+    (folder / "run.json").write_text(json.dumps({"epochs_done": 3, "config": {"epochs": 3}, "profile": {"name": "cpu"}}))
+    assert run_status(run, spec, tmp_path) == "partial"  # another profile than the sweep's: train decides (refuses)
+    (folder / "run.json").write_text(json.dumps({"epochs_done": 3, "config": {"epochs": 3},
+                                                 "profile": {"name": "smoke"}}))
     assert run_status(run, spec, tmp_path) == "trained"
     (folder / spec.eval_name).write_text("{broken")
     assert run_status(run, spec, tmp_path) == "trained"  # a damaged evaluation file is redone
