@@ -170,6 +170,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _eps_text(text: str) -> str:
+    """argparse type: an eps radlib evaluate accepts, kept as written (it names the sweep's evaluation files)."""
+    parse_eps(text)
+    return text
+
+
 def _gpu_list(text: str) -> str:
     """argparse type: ``all``, or GPU indices separated by commas."""
     if text != "all" and not all(part.strip().isdigit() for part in text.split(",")):
@@ -302,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_positive_int, default=None)
     s.add_argument("--attack", default="pgd", choices=["pgd", "apgd", "square", "standard", "none"])
     s.add_argument("--steps", type=_positive_int, default=10)
-    s.add_argument("--eps", default="8/255", help="as radlib evaluate's --eps")
+    s.add_argument("--eps", type=_eps_text, default="8/255", help="as radlib evaluate's --eps")
     s.add_argument("--score", default=None, choices=["own", "knn", "patch"])
     s.add_argument("--max-test", type=_positive_int, default=None)
     s.add_argument("--root", default=None, help="dataset folder (default $RADLIB_DATA or ./data)")

@@ -130,6 +130,7 @@ def _wrong_shape(state):
     ({"x": lambda s: s["model"].__setitem__("extra.weight", torch.zeros(1))}, "weights"),  # [K17]
     ({"data": None}, "data"),
     ({"purification": {"kept": [0], "method": "pixel_knn", "keep": 0.1}}, "purification"),
+    ({"distributed": {"world_size": 2, "backend": "gloo", "sync_batchnorm": True}}, "distributed"),
 ])
 def test_a_changed_field_or_weight_is_refused_naming_it(run_copy, changes, field, capsys):
     path = run_copy / "last.pt"
@@ -138,6 +139,22 @@ def test_a_changed_field_or_weight_is_refused_naming_it(run_copy, changes, field
         load_trained(path)
     assert main(["evaluate", "--ckpt", str(path), "--attack", "none"]) == 2
     _error(capsys, f"{field} changed after radlib wrote it")
+
+
+def test_a_record_written_before_the_distributed_field_reads_as_one_process(run_copy):
+    """Records written before ``distributed`` existed (no field, no digest: the notebooks' caches) stay valid; a
+    field without its digest does not."""
+    path = run_copy / "last.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["distributed"] is None and "distributed" in state["digests"]
+    del state["distributed"], state["digests"]["distributed"]
+    torch.save(state, path)
+    record, _ = load_run(path)
+    assert record.distributed is None and record.epoch == 1
+    state["distributed"] = {"world_size": 2, "backend": "gloo", "sync_batchnorm": True}  # added by hand
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="distributed changed after radlib wrote it"):
+        load_run(path)
 
 
 def _flip_bytes_inside_a_weight(path, n=64):
