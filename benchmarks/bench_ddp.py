@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -25,12 +24,7 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bf16_native, finish, raw_resnet_throughput, timed  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from radlib.distributed import free_port  # noqa: E402
 
 
 def _worker(rank: int, world: int, port: int, sync: bool, sizes: dict, device: str, out: str) -> None:
@@ -47,14 +41,11 @@ def _worker(rank: int, world: int, port: int, sync: bool, sizes: dict, device: s
                       channels_last=sizes["channels_last"])
     torch.manual_seed(0)
     model = build_model(cfg.model_config(), device=dev, channels_last=cfg.channels_last)
-    shards, forward = None, None
+    shards = None
     if world > 1:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                          LOCAL_RANK=str(rank))
+        os.environ.update(rd.local_env(rank, world, port))
         shards = rd.init_from_env(dev, sync_batchnorm=sync)
-        rd.convert_sync_batchnorm(model, shards)
-        forward = rd.data_parallel(model, shards, find_unused_parameters=False)
-    step = TrainStep(cfg, model, cfg.policy(), None, shards=shards, forward=forward)
+    step = TrainStep(cfg, model, cfg.policy(), None, shards=shards)  # with shards: global BatchNorm and DDP
     opt = build_optimizer(model, "adam", lr=1e-3)
     gen = torch.Generator(device=dev).manual_seed(rank)
     x = torch.rand(sizes["batch"] // world, 3, sizes["size"], sizes["size"], device=dev)
@@ -79,7 +70,7 @@ def _worker(rank: int, world: int, port: int, sync: bool, sizes: dict, device: s
 def measure(world: int, sync: bool, sizes: dict, device: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "ips")
-        mp.spawn(_worker, args=(world, _free_port(), sync, sizes, device, out), nprocs=world, join=True)
+        mp.spawn(_worker, args=(world, free_port(), sync, sizes, device, out), nprocs=world, join=True)
         return float(Path(out).read_text())
 
 
@@ -115,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     raw = raw_resnet_throughput(sizes["size"], 16 if args.quick else 256, dev, bf16=bf16,
                                 channels_last=sizes["channels_last"], warmup=1, iters=2 if args.quick else 6,
                                 width=sizes["width"])
-    K = cfg.policy().K if cfg.policy() is not None else 1
+    policy = cfg.policy()
+    K = policy.K if policy is not None else 1
     passes = K * (5 + 2 * sizes["steps"] + 1 / 3)
     base = statistics.mean(got[(1, True)])
     lines = [f"device: {args.device} ({os.cpu_count()} cores); torch {torch.__version__}; profile `{args.profile}` sizes "

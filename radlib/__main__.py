@@ -240,6 +240,7 @@ def _json_output(text: str, ckpt: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     from .profiles import PROFILES
     from .methods import METHODS
+    from .specs import RUN_ATTACKS
     p = argparse.ArgumentParser(prog="radlib", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     sub = p.add_subparsers(dest="command", required=True)
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="clean and attacked AUROC of a checkpoint")
     s.add_argument("--ckpt", required=True)
-    s.add_argument("--attack", default="pgd", choices=["pgd", "apgd", "square", "standard", "none"],
+    s.add_argument("--attack", default="pgd", choices=RUN_ATTACKS,
                    help="standard: APGD (--steps, --restarts) + Square (--queries) + a transfer attack from "
                         "--surrogate, and their per-sample worst case")
     s.add_argument("--steps", type=_positive_int, default=10)
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None, choices=list(PROFILES))
     s.add_argument("--epochs", type=_positive_int, default=None)
     s.add_argument("--batch-size", type=_positive_int, default=None)
-    s.add_argument("--attack", default="pgd", choices=["pgd", "apgd", "square", "standard", "none"])
+    s.add_argument("--attack", default="pgd", choices=RUN_ATTACKS)
     s.add_argument("--steps", type=_positive_int, default=10)
     s.add_argument("--eps", type=_eps_text, default="8/255", help="as radlib evaluate's --eps")
     s.add_argument("--score", default=None, choices=["own", "knn", "patch"])

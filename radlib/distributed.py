@@ -39,7 +39,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["Shards", "init_from_env", "gather_rows", "interleave_rows", "all_gather_grad", "SyncBatchNorm2d",
-           "convert_sync_batchnorm", "rank_generator", "launched_by_torchrun", "data_parallel"]
+           "convert_sync_batchnorm", "rank_generator", "launched_by_torchrun", "data_parallel", "free_port",
+           "local_env"]
 
 
 def launched_by_torchrun() -> bool:
@@ -94,6 +95,22 @@ class Shards:
     def record(self) -> dict[str, Any]:
         """What the run record says about the distribution (:mod:`radlib.record`)."""
         return {"world_size": self.world_size, "backend": self.backend, "sync_batchnorm": self.sync_batchnorm}
+
+
+def free_port() -> int:
+    """A free TCP port on this machine, for a process group started by hand (:func:`local_env`)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def local_env(rank: int, world_size: int, port: int) -> dict[str, str]:
+    """The variables ``torchrun`` would set for process ``rank`` of ``world_size`` on this machine: for a group
+    started by ``torch.multiprocessing.spawn`` (the tests, ``benchmarks/bench_ddp.py``), ``os.environ.update`` it
+    before :func:`init_from_env`."""
+    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": str(world_size),
+            "LOCAL_RANK": str(rank)}
 
 
 def init_from_env(device: torch.device, sync_batchnorm: bool = True, timeout_s: float = 600.0) -> Shards:

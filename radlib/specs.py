@@ -17,7 +17,11 @@ from .attacks import ATTACK_METHODS as _METHODS, MODES as _MODES, NORMS as _NORM
 from .metrics import format_eps
 from .validate import check_attack_args
 
-__all__ = ["AttackSpec", "as_spec", "ATTACKED", "WORST", "standard_attacks"]
+__all__ = ["AttackSpec", "as_spec", "ATTACKED", "WORST", "standard_attacks", "RUN_ATTACKS"]
+
+#: what the evaluation of a run can be (``radlib evaluate --attack``, ``radlib sweep --attack``,
+#: :func:`radlib.pipeline.evaluate_checkpoint`): one attack method, the standard worst case, or no attack
+RUN_ATTACKS = (*_METHODS, "standard", "none")
 
 #: the method name of the per-sample worst case over the attacks listed before it (not an attack of its own)
 WORST: Literal["worst"] = "worst"

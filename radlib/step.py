@@ -29,7 +29,7 @@ from .attacks.training import AttackDraws, training_attack_draws, training_attac
 from .augment import SimCLRAugment, horizontal_flip
 from .config import TrainConfig
 from .device import autocast_dtype, uses_channels_last
-from .distributed import Shards
+from .distributed import Shards, convert_sync_batchnorm, data_parallel
 from .methods import Method, get_method
 from .models import ResNet18AD
 from .pseudo_anomaly import Policy
@@ -44,8 +44,10 @@ class TrainStep:
                  center: torch.Tensor | None, fused_attacks: bool = True, shards: Shards | None = None,
                  forward: torch.nn.Module | None = None) -> None:
         """``shards``: a data-parallel run (:mod:`radlib.distributed`): each call gets this rank's shard and the
-        losses are those of the global batch. ``forward``: the module of the training forward pass (the
-        DistributedDataParallel wrapper of ``model``); None = ``model``. The attacks always run on ``model``."""
+        losses are those of the global batch; the step makes ``model``'s BatchNorm global (``shards.sync_batchnorm``)
+        and runs the training forward pass through DistributedDataParallel. ``forward``: another module for the
+        training forward pass (a test's reference); None = ``model`` (or its DDP wrapper). The attacks always run
+        on ``model``."""
         self.cfg, self.model, self.policy, self.center = cfg, model, policy, center
         # True: the training attacks as one batched PGD (attacks.training_attacks; the same draws and results up
         # to float rounding); False: one attack per call (the form of the code before; benchmarks compare both)
@@ -62,6 +64,9 @@ class TrainStep:
         if shards is not None and not fused_attacks:
             raise ValueError("a data-parallel step runs the training attacks fused (they gather across ranks)")
         self.shards = shards
+        if shards is not None and forward is None:
+            convert_sync_batchnorm(model, shards)
+            forward = data_parallel(model, shards, find_unused_parameters=not self.head)  # no head loss: unused
         self.forward = model if forward is None else forward
 
     def autocast(self) -> contextlib.AbstractContextManager:

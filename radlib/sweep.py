@@ -104,8 +104,9 @@ class SweepSpec:
                 raise ValueError(f"{name} lists a value twice: {list(values)}")
         for m in self.methods:
             get_method(m)
-        if self.attack not in ("pgd", "apgd", "square", "standard", "none"):
-            raise ValueError(f"attack must be pgd, apgd, square, standard or none, got {self.attack!r}")
+        from .specs import RUN_ATTACKS
+        if self.attack not in RUN_ATTACKS:
+            raise ValueError(f"attack must be {', '.join(RUN_ATTACKS[:-1])} or {RUN_ATTACKS[-1]}, got {self.attack!r}")
 
     def runs(self) -> list[SweepRun]:
         """Every run of the grid, dataset-major then category, method, seed."""

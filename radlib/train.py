@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from . import losses
-from .distributed import convert_sync_batchnorm, data_parallel, init_from_env, rank_generator
+from .distributed import init_from_env, rank_generator
 from .checkpoint import CheckpointError
 from .record import Provenance, RunRecord, data_identity, load_run, save_run, tensor_digest
 from .data import ADDataset, Split, to_float
@@ -187,12 +187,7 @@ def train(config: TrainConfig, data: ADDataset | Split | torch.Tensor, *, out: s
         sched.load_state_dict(state["scheduler"])
         start_epoch, history, elapsed = record.epoch, record.history, record.seconds
         center = state["center"].to(dev) if state.get("center") is not None else center
-    forward: torch.nn.Module = model
-    if shards is not None:
-        convert_sync_batchnorm(model, shards)
-        head = get_method(config.method).head and config.cls_weight > 0 and (policy.K if policy else 1) > 1
-        forward = data_parallel(model, shards, find_unused_parameters=not head)  # the head is unused without its loss
-    step_fn = TrainStep(config, model, policy, center, shards=shards, forward=forward)
+    step_fn = TrainStep(config, model, policy, center, shards=shards)  # with shards: global BatchNorm, DDP
     # fp16 (GPUs without native bf16) needs loss scaling against gradient underflow; a no-op otherwise
     scaler = torch.amp.GradScaler(dev.type, enabled=step_fn.amp is torch.float16)
     bar = _progress(total, start_epoch * steps, config.method, progress and main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch.multiprocessing as mp
 
 from radlib.attacks.training import AttackDraws, training_attack_draws
 from radlib.device import make_generator
-from radlib.distributed import convert_sync_batchnorm, interleave_rows, rank_generator
+from radlib.distributed import free_port, interleave_rows, local_env, rank_generator
 from radlib.models import ModelOutput, build_model
 from radlib.record import load_run
 from radlib.train import TrainConfig, TrainStep, training_views
@@ -34,12 +33,6 @@ N_LOCAL = 3  # images per rank per step
 
 #: (method, sync_batchnorm): every kind of loss (NT-Xent + opposite + head + 3 attacks, head only, supcon, msc)
 CASES = [("cobra", True), ("cobra", False), ("csi", True), ("supcon", True), ("msc", True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(method: str) -> TrainConfig:
@@ -65,8 +58,7 @@ def _center(cfg: TrainConfig) -> torch.Tensor | None:
 
 
 def _setup(rank: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(local_env(rank, WORLD, port))
     torch.set_num_threads(1)
 
 
@@ -78,9 +70,8 @@ def _step_worker(rank: int, port: int, out: str) -> None:
     for method, sync in CASES:
         shards = rd.init_from_env(torch.device("cpu"), sync_batchnorm=sync)
         cfg = _config(method)
-        model = convert_sync_batchnorm(_model(cfg), shards)
-        step = TrainStep(cfg, model, cfg.policy(), _center(cfg), shards=shards,
-                         forward=rd.data_parallel(model, shards, find_unused_parameters=method not in ("cobra", "csi")))
+        model = _model(cfg)
+        step = TrainStep(cfg, model, cfg.policy(), _center(cfg), shards=shards)  # global BatchNorm, DDP
         x = _images()[rank * N_LOCAL:(rank + 1) * N_LOCAL]
         model.train()
         step.share_buffers()
@@ -134,7 +125,7 @@ def _reference(method: str, sync: bool) -> dict:
 @pytest.fixture(scope="module")
 def ddp_steps(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_step_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    mp.spawn(_step_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
@@ -220,7 +211,7 @@ def _run_worker(rank: int, port: int, out: str, kill_after: int, epochs: int, sy
 
 def _spawn(*args) -> bool:
     try:
-        mp.spawn(_run_worker, args=(_free_port(), *args), nprocs=WORLD, join=True)
+        mp.spawn(_run_worker, args=(free_port(), *args), nprocs=WORLD, join=True)
         return True
     except Exception:  # a rank exited non-zero (the kill), the other lost its peer
         return False
@@ -285,7 +276,6 @@ def test_torchrun_trains_one_run_that_evaluates_like_the_same_weights_in_one_pro
     from radlib.record import save_run
     plain = build_model(record.model_config, device="cpu")
     plain.load_state_dict(state["model"], strict=True)
-    assert all(type(m) is not torch.nn.SyncBatchNorm for m in plain.modules())
     single = save_run(tmp_path / "plain" / "last.pt", config=record.config, model=plain,
                       optimizer=state["optimizer"], scheduler=state["scheduler"], epoch=record.epoch,
                       history=record.history, seconds=record.seconds, center=state["center"],
