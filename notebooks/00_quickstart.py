@@ -216,7 +216,7 @@ display(auroc_bars({"pixel kNN\n(no training)": pix.eval, "untrained\nnetwork": 
 # - Every attacked AUROC is at most the clean one (an attack never helps the detector), and the pixel kNN's attacked
 #   AUROC is never below its certified one.
 # - The non-robust CSI detector loses most of its AUROC under attack.
-# - In `cpu` (measured, see `notebooks/README.md`): COBRA keeps at least 20 points more than CSI under the attack,
+# - In `cpu` (measured, see `notebooks/README.md`): COBRA keeps at least 30 points more than CSI under the attack,
 #   at least 15 more than the pixel kNN, and is at least as good as the pixel kNN on clean images: learning, and
 #   training against attacks, both earn their place here. In `lab` (measured once, on one H200): COBRA at least
 #   10 points above CSI.
@@ -227,7 +227,7 @@ for m, r in [*runs.items(), *refs.items()]:
 assert pix.certified_under(head) <= pix.eval.robust_auroc + 1e-6, "an attack beat the certificate: a bug"
 assert runs["csi"].eval.robust_auroc < max(runs["csi"].eval.clean_auroc, 50.0), "PGD should hurt CSI"
 if profile.asserts_claims:  # cpu / lab / paper as defined in radlib.profiles; not at overridden tiny sizes
-    margin = 20 if profile.name == "cpu" else 10
+    margin = 30 if profile.name == "cpu" else 10
     assert csi_e.robust_auroc < csi_e.clean_auroc - 30, "PGD should break CSI"
     assert cobra_e.robust_auroc > csi_e.robust_auroc + margin, f"COBRA should be more robust than CSI by {margin}+"
     if profile.name == "cpu":

@@ -432,7 +432,7 @@ assert (ref_lo >= s_b - lip - 1e-6).all() and (ref_hi <= s_b + lip + 1e-6).all()
 #   and both meet the clean AUROC at eps = 0.
 # - In `cpu` (measured, `notebooks/README.md`) and `lab` (not yet measured): CSI falls below 20 AUROC under the
 #   profile's PGD and every masking check passes for it; COBRA keeps a clearly larger part of its clean AUROC
-#   (20+ points above CSI in `cpu`, 10+ in `lab`) and passes every masking check too; in `cpu` it also keeps 15+
+#   (30+ points above CSI in `cpu`, 10+ in `lab`) and passes every masking check too; in `cpu` it also keeps 15+
 #   points more than the pixel kNN and the untrained network under the same attack.
 
 # %%
@@ -458,7 +458,7 @@ for r in [masked_std] + ([cobra_std] if cobra is not None else []):
 assert all(c.passed for c in knn_checks), "an attack beat the certificate: a bug"
 assert all(c <= a + 1e-6 for c, a in zip(certified, knn_attacked)) and abs(certified[0] - knn_attacked[0]) < 1e-6
 if profile.asserts_claims:  # cpu / lab / paper as defined in radlib.profiles; not at overridden tiny sizes
-    margin = 20 if profile.name == "cpu" else 10
+    margin = 30 if profile.name == "cpu" else 10
     assert res[head.name].auroc < 20, "PGD should break the non-robust CSI detector"
     assert all(c.passed for c in csi_checks), "CSI's evaluation should pass every masking check"
     assert cobra is not None and cobra.eval[head.name].auroc > res[head.name].auroc + margin, \

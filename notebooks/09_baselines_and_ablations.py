@@ -179,7 +179,7 @@ for ref in refs.values():
 #   \big\rangle + w^\text{cls}_k\, l_k(x) \Big], \qquad w^\text{sim}_k = \frac{1}{\overline{\|p_k(x_m)\|}},\
 #   w^\text{cls}_k = \frac{1}{\overline{l_k(x_m)}}$$
 #
-# (CSI: Tack et al., NeurIPS 2020, sec. 2.2 "Score functions for detecting OOD", the ensemble over shifting
+# (CSI: Tack et al., NeurIPS 2020, the section "Score functions for detecting OOD", the ensemble over shifting
 # transformations; COBRA, ICLR 2025, scores with it unchanged — official `evaluation/eval.py`; negated here so that
 # higher = more anomalous). That is the official
 # weighting; radlib's default (`weighting="standardized"`) keeps the two terms and standardises each over the
@@ -325,7 +325,7 @@ plt.show()
 # - The protocol (attack, eps, steps, step size, mode, test set) is identical across rows, and so is the
 #   training budget.
 # - In `cpu` (3 seeds, measured: `notebooks/README.md`): CSI collapses under attack (it loses more than 20
-#   points) while COBRA keeps, on average over the seeds, at least 20 points more than CSI, at least 15 more than
+#   points) while COBRA keeps, on average over the seeds, at least 30 points more than CSI, at least 15 more than
 #   the pixel kNN and the untrained network, and at least the pixel kNN's clean AUROC; both COBRA variants beat CSI
 #   on every seed, and the opposite-pair term (COBRA vs COBRA − opposite, same seeds) raises the attacked AUROC on
 #   every seed (printed with its spread; on the `digits` of earlier versions it was within the seed noise).
@@ -354,7 +354,7 @@ assert all(len(e.attacks) == 1 for lb in labels for e in evals[lb])
 assert {r.train.config.epochs for lb in labels for r in runs[lb]} == {profile.epochs_for(len(ds.train))}, \
     "same training budget for every row"
 if profile.asserts_claims:  # cpu / lab / paper as defined in radlib.profiles; not at overridden tiny sizes
-    margin = 20 if profile.name == "cpu" else 10
+    margin = 30 if profile.name == "cpu" else 10
     assert rob["CSI"].mean() < clean["CSI"].mean() - margin, "PGD should break the non-robust CSI"
     assert rob["COBRA"].mean() > rob["CSI"].mean() + margin, f"COBRA should beat CSI by {margin}+ points (mean)"
     for lb in ("COBRA", "COBRA - opposite"):

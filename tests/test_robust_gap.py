@@ -5,7 +5,7 @@ it learned: it beats the pixel kNN and the untrained network, the detectors that
 Trains both methods once on the profile's teaching data (``surfaces/metal``, embedded, no download), seed 0 --
 through the session's checkpoint cache, so the detectors notebook 00 trained in its ``cpu`` run are reused -- and
 evaluates them and the two references (:mod:`radlib.reference`) clean and under in+out PGD-20 at the profile's eps.
-Asserted: COBRA's PGD-20 AUROC >= CSI's + 20, >= the pixel kNN's + 15 and >= the untrained network's + 15; COBRA's
+Asserted: COBRA's PGD-20 AUROC >= CSI's + 30, >= the pixel kNN's + 15 and >= the untrained network's + 15; COBRA's
 clean AUROC >= the pixel kNN's; CSI learned (clean well above chance: its collapse is the attack's doing). Times
 are reported by ``benchmarks/bench_recipe.py --profile cpu``, never asserted here.
 """
@@ -57,7 +57,7 @@ def test_cobra_holds_where_csi_collapses_and_beats_what_learns_nothing(runs):
                f"{cobra.robust_auroc:.1f}, pixel kNN {pix.eval.clean_auroc:.1f}/{pix.eval.robust_auroc:.1f} "
                f"(certified {pix.certified_under(name):.1f}), untrained {net.clean_auroc:.1f}/{net.robust_auroc:.1f} "
                f"(clean/PGD-20 at {cobra.attacks[0].protocol['eps_str']})")
-    assert cobra.robust_auroc >= csi.robust_auroc + 20, summary
+    assert cobra.robust_auroc >= csi.robust_auroc + 30, summary
     assert cobra.robust_auroc >= pix.eval.robust_auroc + 15, summary
     assert cobra.robust_auroc >= net.robust_auroc + 15, summary
     assert cobra.clean_auroc >= pix.eval.clean_auroc, summary
