@@ -324,7 +324,7 @@ plt.show()
 # - Every method of the registry (`radlib.methods.METHODS`) appears in the table.
 # - The protocol (attack, eps, steps, step size, mode, test set) is identical across rows, and so is the
 #   training budget.
-# - In `cpu` (3 seeds, measured: `notebooks/README.md`): CSI collapses under attack (it loses more than 20
+# - In `cpu` (3 seeds, measured: `notebooks/README.md`): CSI collapses under attack (it loses more than 30
 #   points) while COBRA keeps, on average over the seeds, at least 30 points more than CSI, at least 15 more than
 #   the pixel kNN and the untrained network, and at least the pixel kNN's clean AUROC; both COBRA variants beat CSI
 #   on every seed, and the opposite-pair term (COBRA vs COBRA − opposite, same seeds) raises the attacked AUROC on
