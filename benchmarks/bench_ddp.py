@@ -92,11 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     from radlib.config import TrainConfig
     cfg = TrainConfig.from_profile(p, "cobra", dataset=p.dataset[0])  # the profile's teaching data and its sizes
     sizes = dict(dataset=cfg.dataset, size=cfg.image_size, batch=cfg.batch_size, width=cfg.width,
-                 steps=cfg.attack_steps, crop=cfg.crop, bf16=bf16, channels_last=uses_channels_last(dev, True, cfg.width),
-                 iters=6, warmup=2)
+                 steps=cfg.attack_steps, crop=cfg.crop, bf16=bf16, iters=6, warmup=2)
     if args.quick:
         sizes.update(size=8, batch=4, width=4, steps=1, iters=1, warmup=1)
         args.rounds = 1
+    # decided at the width that runs: --quick's width 4 must not run channels_last on an AVX2 CPU (radlib.device)
+    sizes["channels_last"] = uses_channels_last(dev, True, sizes["width"])
     settings = [(1, True)] + [(w, s) for w in args.world if w > 1 for s in (True, False)]
     got: dict[tuple[int, bool], list[float]] = {k: [] for k in settings}
     for _ in range(args.rounds):  # interleaved: a drift in the machine's speed hits every setting alike

@@ -49,7 +49,7 @@ def test_config_images_and_source_each_change_the_entry(ds, monkeypatch, tmp_pat
     x = ds.train.images
     base = cache_dir(cfg, x, root=tmp_path, profile="smoke")
     assert base == cache_dir(cfg, x.clone(), root=tmp_path, profile="smoke")
-    for field, value in (("epochs", 2), ("eps", 4 / 255), ("seed", 1), ("lr", 2e-3), ("width", 8)):
+    for field, value in (("epochs", 2), ("eps", 4 / 255), ("seed", 1), ("lr", 5e-4), ("width", 8)):
         assert cache_dir(dataclasses.replace(cfg, **{field: value}), x, root=tmp_path, profile="smoke") != base, field
     changed = x.clone()
     changed[0, 0, 0, 0] ^= 1  # one bit of one pixel
