@@ -153,8 +153,9 @@ plt.show()
 # %%
 attacks = default_attacks(profile, ds.image_size)
 print("attack:", attacks[0].describe())
-runs = {m: run_method(m, ds, profile, device=str(device), seed=SEED, attacks=attacks, progress=False, cache=True)
-        for m in ("csi", "cobra")}  # cache=True: trained once, reloaded from runs/cache by a rerun
+runs = {m: run_method(m, ds, profile, device=str(device), seed=SEED, attacks=attacks, progress=False, cache=True,
+                      snapshots=True)  # cache: trained once, reloaded by a rerun; snapshots: replayed in notebook 07
+        for m in ("csi", "cobra")}
 for m, r in runs.items():
     print(f"{m:6s} clean AUROC {r.eval.clean_auroc:5.1f}   attacked AUROC {r.eval.robust_auroc:5.1f}   "
           f"(trained {r.train.seconds:.0f} s{', loaded from the cache' if r.cached else ''})")

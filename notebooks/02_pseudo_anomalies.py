@@ -187,7 +187,8 @@ for name in ("surfaces", "digits"):
 # %%
 ds = datasets["surfaces"]
 policy = policy_for("surfaces")
-model, model_desc = teaching_model(ds, profile, device=device, seed=SEED)  # random-init in smoke, else CSI
+model, model_desc = teaching_model(ds, profile, device=device, seed=SEED,
+                                   cache=True)  # random-init in smoke, else CSI (cached)
 
 
 def features(x: torch.Tensor) -> torch.Tensor:

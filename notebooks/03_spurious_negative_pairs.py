@@ -236,7 +236,8 @@ for drop, ours in ((False, nt_xent(z_check, n_views=2)), (True, nt_xent_without_
 # %%
 ds = load_data("surfaces", "metal", None, profile, seed=SEED)
 policy = policy_for("surfaces")
-model, model_desc = teaching_model(ds, profile, device=device, seed=SEED)  # random-init in smoke, else CSI
+model, model_desc = teaching_model(ds, profile, device=device, seed=SEED,
+                                   cache=True)  # random-init in smoke, else CSI (cached)
 augment = SimCLRAugment(crop=policy.K == 4)  # the training views (crop only for low-resolution K=4 data)
 eps, T = profile.train_eps, 0.5
 LOSSES = {"standard NT-Xent": lambda z: nt_xent(z, n_views=2, temperature=T),

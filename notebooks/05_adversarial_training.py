@@ -108,7 +108,7 @@ print(ds.summary())
 cfg = TrainConfig.from_profile(profile, method="cobra", dataset=ds.name, image_size=ds.image_size,
                                n_train=len(ds.train.images), category=ds.normal, channels=ds.channels, seed=SEED)
 if profile.name == "cpu":  # the mechanics need a few epochs, not the full budget (notebook 00 trains that one)
-    cfg = dataclasses.replace(cfg, epochs=min(cfg.epochs, 12))
+    cfg = dataclasses.replace(cfg, epochs=min(cfg.epochs, 4))
 policy = policy_for(cfg.dataset)
 print(policy.describe())
 print(f"training attacks: L-inf eps={format_eps(cfg.eps)}, {cfg.attack_steps} PGD step(s), "
@@ -316,7 +316,7 @@ plt.show()
 # - The history holds every COBRA loss term: `nt_xent`, `opposite`, `cls` and their sum `loss`.
 # - Time per step grows with `attack_steps` (roughly linearly), while halving eps costs the same (in `smoke`
 #   the steps are so small, and a shared CI CPU so noisy, that the table may not show it).
-# - In `cpu` (12 epochs) and `lab`: the loss curves fall over the first epochs.
+# - In `cpu` (4 epochs) and `lab`: the loss curves fall over the first epochs.
 
 # %%
 for name, (clean_b, a) in adv.items():

@@ -80,7 +80,7 @@ PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper";
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
 SEED = 0
-# UMAP's first fit in a process spends ~15-35 s compiling (numba JIT) on a CPU: more than the smoke budget.
+# UMAP's first fit in a process spends seconds compiling (numba) on a CPU: more than the smoke budget allows.
 # So smoke draws the 2-D map with PCA (same code path, a linear map); lab and paper use UMAP.
 MAP_METHOD = "pca" if profile.name == "smoke" else "umap"
 AXIS = MAP_METHOD.upper()
@@ -115,38 +115,31 @@ display(fig)
 
 # %% [markdown]
 # ## 2 · Train CSI and COBRA, keeping snapshots for the checkpoint slider
-# `run_method(..., on_epoch_end=...)` calls us after every training epoch; we keep a CPU copy of the weights at a
-# few epochs (every epoch in `smoke`, which trains at least 3 epochs here; at most 6 otherwise), plus the untrained
-# start (epoch 0): at least 4 positions on the slider in every profile. This notebook trains its own detectors
-# (`cache=False`): a detector loaded from the checkpoint cache (notebook 00 trained the same ones) has no epochs
-# between its start and its end. After training we fit the score and
-# attack the test images **once per method** with PGD on that score (`evaluate(..., keep_adversarial=True)`):
+# `run_method(..., snapshots=True)` keeps a CPU copy of the weights at a few epochs (every epoch in `smoke`, which
+# trains at least 3 epochs here; at most 6 otherwise: `radlib.pipeline.snapshot_epochs`); we add the untrained
+# start (epoch 0): at least 4 positions on the slider in every profile. With `cache=True` the snapshots are kept in
+# the cache entry beside the trained weights: notebook 00 asked for them when it trained these two detectors, so
+# here they load at once (a cache entry without them is trained again from its first epoch). Then we fit the score
+# and attack the test images **once per method** with PGD on that score (`evaluate(..., keep_adversarial=True)`):
 # normals are pushed to look anomalous, anomalies to look normal, inside an L∞ ball of radius eps.
 
 # %%
 # smoke trains 2 epochs: 3 here, so that the slider has 4 positions (0-3); the other profiles train as always
 train_profile = profile if profile.epochs_for(len(ds.train)) >= 3 else profile.replace(train_steps=None, epochs=3)
-n_epochs = train_profile.epochs_for(len(ds.train))
-snap_epochs = sorted({int(round(e)) for e in np.linspace(1, n_epochs, min(n_epochs, 6))})
 attacks = default_attacks(profile, ds.image_size)
 runs, snapshots = {}, {}
 for method in ("csi", "cobra"):
-    snaps = {}
-
-    def keep(epoch, means, model, snaps=snaps):
-        if epoch in snap_epochs:
-            snaps[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
     t0 = time.perf_counter()
     r = run_method(method, ds, train_profile, device=str(device), seed=SEED, attacks=[], progress=False,
-                   on_epoch_end=keep, cache=False)  # its own training: a cached run has no snapshots between
+                   cache=True, snapshots=True)  # cpu / lab: notebook 00 trained these and kept the snapshots
     res = r.train
+    snaps = dict(r.snapshots)  # epoch -> weights; the last one is the trained detector
     snaps[0] = {k: v.detach().to("cpu", copy=True) for k, v in untrained(res.config).model.state_dict().items()}
-    snaps[res.config.epochs] = {k: v.detach().to("cpu", copy=True) for k, v in res.model.state_dict().items()}
     ev = evaluate(r.score, test, attacks=attacks, batch_size=128, device=device, seed=SEED, keep_adversarial=True)
     runs[method], snapshots[method] = (res, ev), dict(sorted(snaps.items()))
     print(f"{method:6s} clean AUROC {ev.clean_auroc:5.1f} · attacked AUROC {ev.robust_auroc:5.1f} · "
-          f"snapshots at epochs {list(snapshots[method])} · {time.perf_counter() - t0:.0f} s")
+          f"snapshots at epochs {list(snapshots[method])} · trained {res.seconds:.0f} s"
+          f"{' (loaded from the cache)' if r.cached else ''} · {time.perf_counter() - t0:.0f} s here")
 print("attack:", attacks[0].describe())
 pixel = reference_rows(ds, profile, attacks, device=device, seed=SEED, untrained_network=False)["pixel kNN"]
 print(f"beside them, the pixel kNN (no training): clean AUROC {pixel.eval.clean_auroc:5.1f} · attacked AUROC "

@@ -14,14 +14,14 @@ Example (a whole experiment in two calls, at toy sizes):
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import torch
 
 from .cache import cache_dir, is_complete, resolve_cache
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .record import Provenance, data_identity, identity_differences
 from .data import ADDataset, dataset_info, load
 from .device import autocast_dtype, select_device, uses_channels_last
@@ -33,8 +33,8 @@ from .purify import Purification, purify as purify_split
 from .score import AnomalyScore, ScoreKind, fit_score
 from .train import RunMismatch, TrainConfig, TrainResult, load_trained, train
 
-__all__ = ["load_data", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint",
-           "untrained", "teaching_model", "score_protocol", "check_test_split"]
+__all__ = ["load_data", "default_attacks", "MethodRun", "run_method", "evaluate_checkpoint", "snapshot_epochs",
+           "SNAPSHOTS_FILE", "untrained", "teaching_model", "score_protocol", "check_test_split"]
 
 
 def load_data(name: str, category: str | None, image_size: int | None, profile: Profile, *, seed: int = 0,
@@ -77,6 +77,97 @@ class MethodRun:
     score: AnomalyScore
     eval: EvalResult
     cached: bool = False  # True when the weights came from a finished run in the checkpoint cache
+    #: the weights after some epochs (``run_method(snapshots=...)``): epoch -> CPU state dict; empty when not asked
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+#: the file beside a run record that holds its snapshots (``run_method(snapshots=...)``)
+SNAPSHOTS_FILE = "snapshots.pt"
+
+
+def snapshot_epochs(epochs: int, n: int = 6) -> list[int]:
+    """Up to ``n`` epochs spread evenly over ``1 .. epochs``, the last one included (``epochs`` >= 1, ``n`` >= 1):
+    where :func:`run_method` keeps the weights when ``snapshots=True``.
+
+        >>> snapshot_epochs(10), snapshot_epochs(3), snapshot_epochs(10, n=1)
+        ([1, 3, 5, 6, 8, 10], [1, 2, 3], [10])
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    k = min(n, epochs)
+    if k == 1:
+        return [epochs]
+    return sorted({int(round(1 + i * (epochs - 1) / (k - 1))) for i in range(k)})
+
+
+def _wanted_snapshots(snapshots: bool | Sequence[int], epochs: int) -> list[int]:
+    if snapshots is True:
+        return snapshot_epochs(epochs)
+    if snapshots is False:
+        return []
+    if isinstance(snapshots, (str, bytes)) or not all(isinstance(e, int) and not isinstance(e, bool)
+                                                       for e in snapshots):
+        raise ValueError(f"snapshots must be True, False or a list of epochs (ints), got {snapshots!r}")
+    bad = [e for e in snapshots if not 1 <= e <= epochs]
+    if bad:
+        raise ValueError(f"snapshot epochs must lie in 1..{epochs} (the run's epochs), got {bad}")
+    return sorted(set(snapshots))
+
+
+def _stored_snapshots(path: Path, cfg: TrainConfig, want: list[int]) -> dict[int, dict[str, torch.Tensor]] | None:
+    """The wanted snapshots from ``path`` when it holds them all for this config; None otherwise (no file, a
+    damaged one, another config, epochs missing): the run is then trained again to take them."""
+    try:
+        state = load_checkpoint(path, required=("config", "epochs"))
+    except CheckpointError:
+        return None
+    held = state["epochs"]
+    if state["config"] != asdict(cfg) or not isinstance(held, dict) or not set(want) <= set(held):
+        return None
+    return {e: held[e] for e in want}
+
+
+def _train_run(cfg: TrainConfig, ds: ADDataset, profile: Profile, *, device: torch.device,
+               out: str | Path | None, cache: bool | str | Path, progress: bool,
+               on_epoch_end: Callable[[int, dict[str, float], Any], None] | None, snapshots: bool | Sequence[int],
+               provenance: Provenance) -> tuple[TrainResult, bool, dict[int, dict[str, torch.Tensor]]]:
+    """Train ``cfg`` on ``ds.train`` into ``out`` or the cache entry (:func:`run_method` says how), taking the
+    wanted snapshots; returns the result, whether it came finished from the cache, and the snapshots."""
+    root = resolve_cache(cache)
+    cached = False
+    if root is not None:
+        if out is not None:
+            raise ValueError("give either out= (a run folder) or cache= (the checkpoint cache), not both")
+        out = cache_dir(cfg, ds.train.images, root=_writable_cache(root), profile=profile.name)
+        cached = is_complete(out, cfg)
+    want = _wanted_snapshots(snapshots, cfg.epochs)
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    hook, resume, taking = on_epoch_end, True, False
+    if want:
+        stored = _stored_snapshots(Path(out) / SNAPSHOTS_FILE, cfg, want) if out is not None else None
+        if stored is not None and is_complete(out, cfg):  # type: ignore[arg-type]
+            kept, cached = stored, root is not None
+        else:  # take them while training, from the first epoch (a resumed run would miss the earlier ones)
+            cached, resume, taking = False, False, True
+
+            def hook(epoch: int, means: dict[str, float], model: Any) -> None:
+                if epoch in want:
+                    kept[epoch] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, means, model)
+    try:
+        res = train(cfg, ds, out=out, device=device, progress=progress and not cached, on_epoch_end=hook,
+                    resume=resume, provenance=provenance)
+    except (CheckpointError, RunMismatch) as e:  # what the entry holds; other errors are the caller's
+        if root is None:
+            raise
+        raise CheckpointError(f"the cache entry {out} cannot be used ({e}); delete that folder and it is retrained"
+                              ) from None
+    if taking and out is not None:
+        save_checkpoint({"config": asdict(cfg), "epochs": kept}, Path(out) / SNAPSHOTS_FILE)
+    return res, cached, kept
 
 
 def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None, *, device: str | None = None,
@@ -84,7 +175,8 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                progress: bool = True, eval_batch_size: int = 128,
                on_epoch_end: Callable[[int, dict[str, float], Any], None] | None = None,
                score_kind: ScoreKind | None = None, purify: Purification | str | dict[str, Any] | None = None,
-               cache: bool | str | Path = False, **overrides: Any) -> MethodRun:
+               cache: bool | str | Path = False, snapshots: bool | Sequence[int] = False,
+               **overrides: Any) -> MethodRun:
     """Train ``method`` on ``ds.train`` with the profile's recipe, fit its score, evaluate clean + attacked.
 
     ``score_kind`` is passed to :func:`fit_score` (``"own"``: the method's score; ``"knn"``: feature kNN;
@@ -99,6 +191,10 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     the (kept) training images, so a second call with the same config, data and radlib source loads the finished
     checkpoint instead of training (``MethodRun.cached``; ``train.seconds`` stays the original training time;
     ``on_epoch_end`` is not called for a cached run). Exclusive with ``out``.
+    ``snapshots``: keep the weights after some epochs (``MethodRun.snapshots``, epoch -> CPU state dict): True =
+    :func:`snapshot_epochs` of the run, or a list of epochs. With ``out`` or ``cache`` they are also written beside
+    the run record (``snapshots.pt``, atomic) and a finished run serves them from there; a finished run without
+    them is trained again from its first epoch to take them (training is seeded: the same weights on a CPU).
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     score_kind = score_kind or profile.score
@@ -115,21 +211,9 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=seed, **overrides)
-    root = resolve_cache(cache)
-    cached = False
-    if root is not None:
-        if out is not None:
-            raise ValueError("give either out= (a run folder) or cache= (the checkpoint cache), not both")
-        out = cache_dir(cfg, ds.train.images, root=_writable_cache(root), profile=profile.name)
-        cached = is_complete(out, cfg)
-    try:
-        res = train(cfg, ds, out=out, device=dev, progress=progress and not cached, on_epoch_end=on_epoch_end,
-                    provenance=Provenance.of(loaded, profile, purify))
-    except (CheckpointError, RunMismatch) as e:  # what the entry holds; other errors are the caller's
-        if root is None:
-            raise
-        raise CheckpointError(f"the cache entry {out} cannot be used ({e}); delete that folder and it is retrained"
-                              ) from None
+    res, cached, kept = _train_run(cfg, ds, profile, device=dev, out=out, cache=cache, progress=progress,
+                                   on_epoch_end=on_epoch_end, snapshots=snapshots,
+                                   provenance=Provenance.of(loaded, profile, purify))
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
                       augment=profile.eval_augment)
     specs = list(attacks) if attacks is not None else default_attacks(profile, ds.image_size)
@@ -139,7 +223,7 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
                            train_precision=_train_precision(cfg, dev), **score_protocol(profile, score_kind))
     if purify is not None:
         result.protocol["purification"] = purify.summary()
-    return MethodRun(method, res, score, result, cached)
+    return MethodRun(method, res, score, result, cached, kept)
 
 
 def evaluate_checkpoint(ckpt: str | Path, *, attack: Literal["pgd", "apgd", "square", "standard", "none"] = "pgd",
@@ -265,16 +349,21 @@ def untrained(cfg: TrainConfig, *, device: str | torch.device | None = None) -> 
 
 
 def teaching_model(ds: ADDataset, profile: Profile, *, device: str | torch.device | None = None, seed: int = 0,
-                   max_epochs: int = 10, method: str = "csi") -> tuple[torch.nn.Module, str]:
+                   max_epochs: int = 10, method: str = "csi", cache: bool | str | Path = False
+                   ) -> tuple[torch.nn.Module, str]:
     """A feature extractor for the notebooks' pictures, in eval mode, and a one-line description of it.
 
     ``smoke``: a random-init ResNet-18 of width 16 (instant; its features reflect raw image statistics only).
     Other profiles: ``method`` trained on ``ds`` with the profile's recipe for at most ``max_epochs`` epochs.
+    ``cache``: as :func:`run_method`'s; within ``max_epochs`` the config is the one ``run_method(method, ds,
+    profile, seed=seed)`` trains, so either call loads what the other trained.
     """
-    cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
-                                   category=ds.normal, channels=ds.channels, seed=seed,
-                                   epochs=min(profile.epochs_for(len(ds.train.images)), max_epochs))
+    n = len(ds.train.images)
+    capped = {"epochs": max_epochs} if profile.epochs_for(n) > max_epochs else {}
+    cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size, n_train=n,
+                                   category=ds.normal, channels=ds.channels, seed=seed, **capped)
     if profile.name == "smoke":
         return untrained(cfg, device=device).model, f"random-init ResNet-18 (width {cfg.width})"
-    model = train(cfg, ds, device=device, progress=False).model
-    return model.eval(), f"{method.upper()} trained {cfg.epochs} epochs"
+    res, _, _ = _train_run(cfg, ds, profile, device=select_device(device), out=None, cache=cache, progress=False,
+                           on_epoch_end=None, snapshots=False, provenance=Provenance.of(ds, profile, None))
+    return res.model.eval(), f"{method.upper()} trained {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"

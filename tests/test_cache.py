@@ -147,3 +147,59 @@ def test_claims_are_asserted_in_real_profiles_only():
     assert apply_overrides(tiny, "width=4").overridden == ("epochs", "n_train", "width")
     with pytest.raises(ValueError, match="expected FIELD=VALUE"):
         apply_overrides(get_profile("lab"), "overridden=x")
+
+
+def test_snapshot_epochs_spread_like_linspace_and_refuse_bad_input():
+    from radlib.pipeline import snapshot_epochs
+    for epochs in range(1, 60):  # the reference: rounded np.linspace(1, epochs, min(epochs, 6)), deduplicated
+        ref = sorted({int(round(e)) for e in np.linspace(1, epochs, min(epochs, 6))})
+        assert snapshot_epochs(epochs) == ref, epochs
+    assert snapshot_epochs(10, n=1) == [10] and snapshot_epochs(4, n=9) == [1, 2, 3, 4]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="epochs must be a positive int"):
+            snapshot_epochs(bad)
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        snapshot_epochs(5, n=0)
+
+
+def test_snapshots_are_the_weights_of_those_epochs_and_a_cache_entry_serves_them(ds, tmp_path):
+    seen = {}
+
+    def hook(epoch, means, model):  # the reference: what the trainer's own callback sees after each epoch
+        seen[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    kw = dict(TINY, epochs=3)
+    plain = run_method("csi", ds, "smoke", cache=tmp_path, **kw)  # an entry written without snapshots
+    (entry,) = tmp_path.iterdir()
+    assert plain.snapshots == {} and not (entry / "snapshots.pt").exists()
+    taken = run_method("csi", ds, "smoke", cache=tmp_path, snapshots=[1, 3], on_epoch_end=hook, **kw)
+    assert not taken.cached and sorted(seen) == [1, 2, 3]  # trained again from the first epoch to take them
+    assert sorted(taken.snapshots) == [1, 3] and (entry / "snapshots.pt").exists()
+    for epoch in (1, 3):
+        for k, v in seen[epoch].items():
+            assert torch.equal(taken.snapshots[epoch][k], v), (epoch, k)
+    assert torch.equal(_weights(taken), _weights(plain))  # seeded: the same weights as the first training
+    seen.clear()
+    served = run_method("csi", ds, "smoke", cache=tmp_path, snapshots=[1], on_epoch_end=hook, **kw)
+    assert served.cached and seen == {} and sorted(served.snapshots) == [1]  # from the file, nothing trained
+    assert all(torch.equal(served.snapshots[1][k], v) for k, v in taken.snapshots[1].items())
+    again = run_method("csi", ds, "smoke", cache=tmp_path, snapshots=True, on_epoch_end=hook, **kw)
+    assert not again.cached and sorted(again.snapshots) == [1, 2, 3]  # epoch 2 was not kept: trained again
+    for bad, msg in (([0], r"snapshot epochs must lie in 1\.\.3 \(the run's epochs\), got \[0\]"),
+                     ([4], r"snapshot epochs must lie in 1\.\.3 \(the run's epochs\), got \[4\]"),
+                     ("1", "snapshots must be True, False or a list of epochs"),
+                     ([1.0], "snapshots must be True, False or a list of epochs")):
+        with pytest.raises(ValueError, match=msg):
+            run_method("csi", ds, "smoke", cache=tmp_path, snapshots=bad, **kw)
+
+
+def test_teaching_model_loads_what_run_method_trained(ds, tmp_path):
+    from radlib.pipeline import teaching_model
+    tiny = get_profile("smoke").replace(name="tiny", epochs=2, width=4)  # a trained teaching model (not smoke)
+    run = run_method("csi", ds, tiny, cache=tmp_path, attacks=[], progress=False, device="cpu")
+    model, desc = teaching_model(ds, tiny, device="cpu", cache=tmp_path)
+    assert desc == "CSI trained 2 epochs" and len(list(tmp_path.iterdir())) == 1  # the same entry, no new one
+    got = torch.cat([v.detach().float().flatten() for v in model.state_dict().values()])
+    assert torch.equal(got, _weights(run)) and not model.training
+    capped, desc = teaching_model(ds, tiny, device="cpu", cache=tmp_path, max_epochs=1)
+    assert desc == "CSI trained 1 epoch" and len(list(tmp_path.iterdir())) == 2  # another config, its own entry

@@ -118,7 +118,7 @@ def test_fit_embedding_bad_inputs():
 
 @pytest.mark.slow
 def test_fit_embedding_deterministic_for_a_seed():
-    """UMAP proper (its first call in a process costs ~15-35 s of numba JIT on a CPU)."""
+    """UMAP proper, on the exact neighbours (radlib.embed.mapping.exact_knn)."""
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(30, 8, generator=g) + 4, torch.randn(30, 8, generator=g) - 4])
     a = fit_embedding(x, n_neighbors=10, seed=3, n_epochs=50, metric="euclidean")
@@ -127,6 +127,32 @@ def test_fit_embedding_deterministic_for_a_seed():
     np.testing.assert_array_equal(a, b)
     # two well separated blobs stay separated
     assert np.linalg.norm(a[:30].mean(0) - a[30:].mean(0)) > np.linalg.norm(a[:30].std(0))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_exact_knn_matches_sklearn_brute_force(metric):
+    from sklearn.neighbors import NearestNeighbors
+    from radlib.embed.mapping import exact_knn
+    x = torch.randn(300, 7, generator=torch.Generator().manual_seed(2)).double()
+    idx, dist = exact_knn(x, 6, metric=metric, chunk=64)  # several chunks
+    ref_dist, ref_idx = NearestNeighbors(n_neighbors=6, metric=metric, algorithm="brute").fit(x.numpy()).kneighbors()
+    assert idx.shape == dist.shape == (300, 6) and dist.dtype == np.float32 and idx.dtype == np.int64
+    np.testing.assert_array_equal(idx[:, 0], np.arange(300))  # itself first, at distance 0
+    np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-6)
+    np.testing.assert_array_equal(idx[:, 1:], ref_idx[:, :5])  # sklearn leaves the query point out
+    np.testing.assert_allclose(dist[:, 1:], ref_dist[:, :5], rtol=1e-5, atol=1e-6)
+
+
+def test_exact_knn_puts_the_point_first_among_duplicates_and_refuses_bad_k():
+    from radlib.embed.mapping import exact_knn
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    idx, dist = exact_knn(x, 2, metric="euclidean")
+    assert idx.tolist() == [[0, 1], [1, 0], [2, 0]] and dist[:2].max() == 0.0
+    for bad in (0, 4, 2.0, True):
+        with pytest.raises(ValueError, match=r"k must be an int in \[1, 3\] \(the number of points\)"):
+            exact_knn(x, bad)
+    with pytest.raises(ValueError, match="metric must be 'cosine' or 'euclidean', got 'l1'"):
+        exact_knn(x, 2, metric="l1")
 
 
 # --------------------------------------------------------------------------------------------- explorer

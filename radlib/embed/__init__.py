@@ -9,8 +9,9 @@ The path is ``model -> collect_embeddings -> EmbeddingSet (concatenate many) -> 
 * :func:`fit_embedding` maps the features to 2-D. **Fit it once, on the union of every point you want to compare**
   (all checkpoints, methods, clean and attacked states): UMAP (like t-SNE) has no shared coordinate system
   between two separate fits, so positions from different fits cannot be compared; one fit makes a point's move
-  between widget states mean something. UMAP's first fit in a process costs ~15-35 s of numba JIT on a CPU;
-  ``method="pca"`` is the instant, linear alternative (and the automatic fallback for tiny sets).
+  between widget states mean something. UMAP gets the exact neighbours (up to 30,000 points), which spares the
+  ~35 s of numba compilation of its approximate index per process; its first fit in a process still compiles
+  for ~6 s on a CPU. ``method="pca"`` is the instant, linear alternative (and the automatic fallback for tiny sets).
 * :class:`EmbeddingExplorer` shows a cached table of 2-D coordinates with ipywidgets (checkpoint slider,
   clean/attacked toggle, group check boxes, method selector). Its callback only *re-draws*; it never computes
   an embedding. ``explorer.update(...)`` / ``explorer.draw(...)`` run the same code without a frontend (CI).
