@@ -136,19 +136,19 @@ def _train_run(cfg: TrainConfig, ds: ADDataset, profile: Profile, *, device: tor
     """Train ``cfg`` on ``ds.train`` into ``out`` or the cache entry (:func:`run_method` says how), taking the
     wanted snapshots; returns the result, whether it came finished from the cache, and the snapshots."""
     root = resolve_cache(cache)
-    cached = False
     if root is not None:
         if out is not None:
             raise ValueError("give either out= (a run folder) or cache= (the checkpoint cache), not both")
         out = cache_dir(cfg, ds.train.images, root=_writable_cache(root), profile=profile.name)
-        cached = is_complete(out, cfg)
+    complete = out is not None and is_complete(out, cfg)  # one look at the run record
+    cached = complete and root is not None
     want = _wanted_snapshots(snapshots, cfg.epochs)
     kept: dict[int, dict[str, torch.Tensor]] = {}
     hook, resume, taking = on_epoch_end, True, False
     if want:
-        stored = _stored_snapshots(Path(out) / SNAPSHOTS_FILE, cfg, want) if out is not None else None
-        if stored is not None and is_complete(out, cfg):  # type: ignore[arg-type]
-            kept, cached = stored, root is not None
+        stored = _stored_snapshots(Path(out) / SNAPSHOTS_FILE, cfg, want) if complete else None  # type: ignore[arg-type]
+        if stored is not None:
+            kept = stored
         else:  # take them while training, from the first epoch (a resumed run would miss the earlier ones)
             cached, resume, taking = False, False, True
 
