@@ -68,6 +68,7 @@ from radlib.reference import reference_rows, verdict
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
+radlib.device.reuse_freed_memory()  # a CPU reuses freed memory: attacks ~25 % faster (radlib.device)
 SEED = 0
 use_style()  # radlib's one plotting style (seaborn whitegrid)
 print(profile.banner(device))  # in smoke: a reminder that the numbers teach nothing
@@ -169,7 +170,7 @@ print("score:", runs["cobra"].eval.protocol["score_kind"], "(the profile's; `rad
 # beat both, clean and attacked, to have learned anything.
 
 # %%
-refs = reference_rows(ds, profile, attacks, device=device, seed=SEED)
+refs = reference_rows(ds, profile, attacks, device=device, seed=SEED, cache=True)  # cache: 07-09 read these rows
 for ref in refs.values():
     cert = ref.certified_under(attacks[0].name)
     print(f"{ref.name:32s} clean AUROC {ref.eval.clean_auroc:5.1f}   attacked AUROC {ref.eval.robust_auroc:5.1f}"

@@ -74,6 +74,7 @@ from radlib.viz import image_grid, value_bars
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
+radlib.device.reuse_freed_memory()  # a CPU reuses freed memory: attacks ~25 % faster (radlib.device)
 SEED = 0
 print(profile.banner(device, smoke_note=(
     "tiny data and a random-init feature extractor. The galleries are real; the feature-space "

@@ -75,6 +75,7 @@ from radlib.viz import auroc_bars, use_style
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
+radlib.device.reuse_freed_memory()  # a CPU reuses freed memory: attacks ~25 % faster (radlib.device)
 SEED = 0
 use_style()  # radlib's one plotting style (seaborn whitegrid)
 if profile.name == "smoke":

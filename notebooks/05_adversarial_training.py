@@ -79,6 +79,7 @@ from radlib.viz import image_grid, loss_curves
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
+radlib.device.reuse_freed_memory()  # a CPU reuses freed memory: attacks ~25 % faster (radlib.device)
 SEED = 0
 if profile.name == "smoke":
     # adversarial training is the expensive part of radlib: trim the (already tiny) smoke sizes for CI

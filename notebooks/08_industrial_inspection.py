@@ -73,6 +73,7 @@ from radlib.viz import auroc_bars, image_grid
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
+radlib.device.reuse_freed_memory()  # a CPU reuses freed memory: attacks ~25 % faster (radlib.device)
 SEED = 0
 print(profile.banner(device, smoke_note=(
     "32 px, tens of images, 2 epochs. The numbers below only prove the pipeline runs; switch to "
@@ -222,7 +223,7 @@ for label, ds in datasets.items():
 # attack, and the untrained network scored like the trained detectors
 refs = {}    # label -> {"pixel kNN": Reference, "untrained network": Reference}
 for label, ds in datasets.items():
-    refs[label] = reference_rows(ds, profile, attacks, device=device, seed=SEED)
+    refs[label] = reference_rows(ds, profile, attacks, device=device, seed=SEED, cache=True)  # surfaces: 00's rows
     for ref in refs[label].values():
         cert = ref.certified_under(attacks[0].name)
         print(f"{label:18s} {ref.name:32s} clean AUROC {ref.eval.clean_auroc:5.1f}   attacked "

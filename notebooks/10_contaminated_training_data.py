@@ -78,6 +78,7 @@ from radlib.viz import auroc_bars, image_grid, use_style
 PROFILE = os.environ.get("RADLIB_PROFILE")  # "smoke" | "cpu" | "lab" | "paper"; None = lab with a GPU, cpu without
 profile = get_profile(PROFILE)
 device = radlib.device.select_device()
+radlib.device.reuse_freed_memory()  # a CPU reuses freed memory: attacks ~25 % faster (radlib.device)
 SEED = 0
 CONTAMINATION = 0.10  # share of the training set that is anomalous (LLBNAD's "noise ratio")
 use_style()  # radlib's one plotting style (seaborn whitegrid)
@@ -202,7 +203,7 @@ for method in ("csi", "cobra"):
 
 # %%
 variants = ["contaminated", "purified", "oracle"]
-refs = reference_rows(ds, profile, attacks, device=device, seed=SEED, score_kind=SCORE)
+refs = reference_rows(ds, profile, attacks, device=device, seed=SEED, score_kind=SCORE, cache=True)
 pix_cert = refs["pixel kNN"].certified_under(attacks[0].name)
 for ref in refs.values():
     print(f"{ref.name:32s} (contaminated bank) clean {ref.eval.clean_auroc:5.1f}  {attacks[0].short()} "

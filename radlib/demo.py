@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from .device import select_device
+from .device import reuse_freed_memory, select_device
 from .evaluate import AttackSpec, format_eps
 from .pipeline import MethodRun, load_data, run_method
 from .profiles import Profile, get_profile
@@ -97,6 +97,7 @@ def run_demo(out: str | Path = "runs/demo", profile: str | None = None, device: 
     out.mkdir(parents=True, exist_ok=True)
     prof = get_profile(profile)
     dev = select_device(device)
+    reuse_freed_memory()  # a CPU reuses freed memory: the attacks ~25 % faster (radlib.device)
     t0 = time.perf_counter()
     if data is None:
         data, category = prof.dataset

@@ -1,11 +1,14 @@
 """Device choice (cuda -> mps -> cpu, overridable) and seeded generators. No `.cuda()` anywhere in radlib."""
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 import torch
 
-__all__ = ["DeviceError", "DEVICE_TYPES", "select_device", "make_generator", "autocast_dtype", "cpu_has_native_bf16", "uses_channels_last"]
+__all__ = ["DeviceError", "DEVICE_TYPES", "select_device", "make_generator", "autocast_dtype", "cpu_has_native_bf16", "uses_channels_last",
+           "reuse_freed_memory"]
 
 
 class DeviceError(ValueError):
@@ -104,3 +107,30 @@ def uses_channels_last(device: torch.device, enabled: bool = True, width: int | 
         return True
     cpu_ok = width is None or width >= MIN_CPU_CHANNELS_LAST_WIDTH
     return device.type == "cpu" and torch.backends.mkldnn.is_available() and cpu_ok
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def reuse_freed_memory() -> bool:
+    """Make this process's C allocator (glibc) keep freed blocks of up to 32 MiB for reuse, and keep up to 1 GiB of
+    freed memory instead of handing it back to the system. Returns True where applied (Linux with glibc), False
+    elsewhere (nothing changed). Call it once, before the work (the notebooks' first cell, the CLI).
+
+    Why: PyTorch's CPU tensors come from ``malloc``. By default glibc serves large blocks by ``mmap`` and returns
+    freed memory at once, so an attack that allocates the same activations every step has the kernel zero-fill
+    them again, page by page. Measured on the `cpu` profile (2-core AMD EPYC, AVX2; ``bench_cpu_memory.py``): PGD-20
+    on the patch score of 200 test images, together with :data:`radlib.knn.CPU_BLOCK_ELEMENTS`, 8.6-9.8 s -> 6.8-8.8 s
+    (medians 9.7 -> 7.3 s) and 1.3 million page faults -> 3 thousand; the whole `cpu` series' system time 308 s ->
+    29 s; a training run unchanged (98.3 vs 98.4 s) (``benchmarks/RESULTS.md``, "CPU memory reuse"). The cost: the
+    process's resident memory stays near its peak (+ up to 1 GiB) until it ends.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another C library: leave it alone
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2 ** 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 30))

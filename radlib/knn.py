@@ -21,7 +21,25 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["max_cosine", "knn_distance", "chunked_topk", "topk_dot", "topk_euclidean", "chunked_argmax_dot",
+           "rows_per_chunk", "CPU_BLOCK_ELEMENTS",
            "gather_dot", "check_chunk_size"]
+
+
+#: on a CPU, the most query x bank values one chunk holds (4 MiB of float32). A larger block is a fresh ``mmap``
+#: that the kernel zero-fills page by page on every attack step (glibc never keeps blocks over 32 MiB for reuse):
+#: the patch score's PGD-20 on the `cpu` profile took 8.6-9.8 s with 4096-row chunks and 6.4-9.1 s (median 6.7)
+#: with blocks under this cap, 1.3 million page faults -> 98 thousand (``bench_cpu_memory.py``;
+#: ``benchmarks/RESULTS.md``, "CPU memory reuse"). GPUs keep ``chunk_size`` (their allocator caches).
+CPU_BLOCK_ELEMENTS = 2 ** 20
+
+
+def rows_per_chunk(n_queries: int, chunk_size: int, device: torch.device) -> int:
+    """Bank rows to compare at a time: ``chunk_size``, capped on a CPU so that ``n_queries`` x rows stays within
+    :data:`CPU_BLOCK_ELEMENTS` (at least one row). A search finds the same rows whatever the chunk (ties
+    aside in the top-k searches)."""
+    if device.type != "cpu":
+        return chunk_size
+    return max(1, min(chunk_size, CPU_BLOCK_ELEMENTS // max(1, n_queries)))
 
 
 def chunked_argmax_dot(queries: torch.Tensor, bank: torch.Tensor, chunk_size: int) -> torch.Tensor:
@@ -30,6 +48,7 @@ def chunked_argmax_dot(queries: torch.Tensor, bank: torch.Tensor, chunk_size: in
     queries: (B, N, d), bank: (B, M, d), same dtype/device. Returns int64 (B, N). No autograd.
     Ties go to the lowest index (first chunk wins, as ``torch.max`` does within a chunk).
     """
+    chunk_size = rows_per_chunk(queries.shape[0] * queries.shape[1], chunk_size, queries.device)
     with torch.no_grad():
         best_val: torch.Tensor | None = None
         best_idx: torch.Tensor | None = None
@@ -72,7 +91,8 @@ def chunked_topk(block: Callable[[int, int], torch.Tensor], n_bank: int, k: int,
 
 def topk_dot(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk_size: int) -> torch.Tensor:
     """Indices (N, k) of the ``k`` bank rows with the largest dot product per query; queries (N, d), bank (M, d)."""
-    return chunked_topk(lambda s, e: queries @ bank[s:e].T, bank.shape[0], k, chunk_size)
+    return chunked_topk(lambda s, e: queries @ bank[s:e].T, bank.shape[0], k,
+                        rows_per_chunk(queries.shape[0], chunk_size, queries.device))
 
 
 def topk_euclidean(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk_size: int,
@@ -85,7 +105,7 @@ def topk_euclidean(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk_size
         q_sq = (queries ** 2).sum(dim=1, keepdim=True)
         b_sq = (bank ** 2).sum(dim=1) if bank_sq is None else bank_sq
         return chunked_topk(lambda s, e: q_sq - 2 * queries @ bank[s:e].T + b_sq[s:e], bank.shape[0], k,
-                            chunk_size, largest=False)
+                            rows_per_chunk(queries.shape[0], chunk_size, queries.device), largest=False)
 
 
 def gather_dot(queries: torch.Tensor, bank: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

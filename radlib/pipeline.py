@@ -13,20 +13,19 @@ Example (a whole experiment in two calls, at toy sizes):
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import torch
 
-from .cache import cache_dir, is_complete, resolve_cache
+from .cache import cache_dir, eval_key, is_complete, load_eval, resolve_cache, store_eval, writable_root
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .record import Provenance, data_identity, identity_differences
 from .data import ADDataset, dataset_info, load
 from .device import autocast_dtype, select_device, uses_channels_last
 from .evaluate import AttackSpec, EvalResult, evaluate
-from .specs import standard_attacks
+from .specs import as_spec, standard_attacks
 from .models import build_model
 from .profiles import Profile, get_profile
 from .purify import Purification, purify as purify_split
@@ -77,6 +76,7 @@ class MethodRun:
     score: AnomalyScore
     eval: EvalResult
     cached: bool = False  # True when the weights came from a finished run in the checkpoint cache
+    eval_cached: bool = False  # True when ``eval`` came from the cache entry (the same evaluation made before)
     #: the weights after some epochs (``run_method(snapshots=...)``): epoch -> CPU state dict; empty when not asked
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
@@ -132,14 +132,15 @@ def _stored_snapshots(path: Path, cfg: TrainConfig, want: list[int]) -> dict[int
 def _train_run(cfg: TrainConfig, ds: ADDataset, profile: Profile, *, device: torch.device,
                out: str | Path | None, cache: bool | str | Path, progress: bool,
                on_epoch_end: Callable[[int, dict[str, float], Any], None] | None, snapshots: bool | Sequence[int],
-               provenance: Provenance) -> tuple[TrainResult, bool, dict[int, dict[str, torch.Tensor]]]:
+               provenance: Provenance) -> tuple[TrainResult, bool, dict[int, dict[str, torch.Tensor]], Path | None]:
     """Train ``cfg`` on ``ds.train`` into ``out`` or the cache entry (:func:`run_method` says how), taking the
-    wanted snapshots; returns the result, whether it came finished from the cache, and the snapshots."""
+    wanted snapshots; returns the result, whether it came finished from the cache, the snapshots, and the cache
+    entry (None without a cache)."""
     root = resolve_cache(cache)
     if root is not None:
         if out is not None:
             raise ValueError("give either out= (a run folder) or cache= (the checkpoint cache), not both")
-        out = cache_dir(cfg, ds.train.images, root=_writable_cache(root), profile=profile.name)
+        out = cache_dir(cfg, ds.train.images, root=writable_root(root), profile=profile.name)
     complete = out is not None and is_complete(out, cfg)  # one look at the run record
     cached = complete and root is not None
     want = _wanted_snapshots(snapshots, cfg.epochs)
@@ -167,7 +168,7 @@ def _train_run(cfg: TrainConfig, ds: ADDataset, profile: Profile, *, device: tor
                               ) from None
     if taking and out is not None:
         save_checkpoint({"config": asdict(cfg), "epochs": kept}, Path(out) / SNAPSHOTS_FILE)
-    return res, cached, kept
+    return res, cached, kept, (Path(out) if root is not None and out is not None else None)
 
 
 def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None, *, device: str | None = None,
@@ -211,19 +212,29 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                    n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                    seed=seed, **overrides)
-    res, cached, kept = _train_run(cfg, ds, profile, device=dev, out=out, cache=cache, progress=progress,
-                                   on_epoch_end=on_epoch_end, snapshots=snapshots,
-                                   provenance=Provenance.of(loaded, profile, purify))
+    res, cached, kept, entry = _train_run(cfg, ds, profile, device=dev, out=out, cache=cache, progress=progress,
+                                          on_epoch_end=on_epoch_end, snapshots=snapshots,
+                                          provenance=Provenance.of(loaded, profile, purify))
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
                       augment=profile.eval_augment)
-    specs = list(attacks) if attacks is not None else default_attacks(profile, ds.image_size)
-    result = evaluate(score, ds.test, attacks=specs, batch_size=eval_batch_size, device=dev, seed=seed,
-                      precision=profile.eval_precision)
+    specs = [as_spec(a) for a in (attacks if attacks is not None else default_attacks(profile, ds.image_size))]
+    result, key = None, None
+    if entry is not None:  # the entry keeps its evaluations: the same one again is read, not attacked again
+        key = eval_key(attacks=[asdict(s) for s in specs], test_images=ds.test.images, test_labels=ds.test.labels,
+                       score_kind=score_kind, samples=profile.eval_samples, augment=profile.eval_augment, seed=seed,
+                       batch_size=eval_batch_size, precision=profile.eval_precision, device=dev.type)
+        result = load_eval(entry, key)
+    eval_cached = result is not None
+    if result is None:
+        result = evaluate(score, ds.test, attacks=specs, batch_size=eval_batch_size, device=dev, seed=seed,
+                          precision=profile.eval_precision)
+        if entry is not None and key is not None:
+            store_eval(entry, key, result)
     result.protocol.update(method=method, train_seconds=round(res.seconds, 2), profile=profile.name,
                            train_precision=_train_precision(cfg, dev), **score_protocol(profile, score_kind))
     if purify is not None:
         result.protocol["purification"] = purify.summary()
-    return MethodRun(method, res, score, result, cached, kept)
+    return MethodRun(method, res, score, result, cached, eval_cached, kept)
 
 
 def evaluate_checkpoint(ckpt: str | Path, *, attack: Literal["pgd", "apgd", "square", "standard", "none"] = "pgd",
@@ -305,20 +316,6 @@ def evaluate_checkpoint(ckpt: str | Path, *, attack: Literal["pgd", "apgd", "squ
     return result
 
 
-def _writable_cache(root: Path) -> Path:
-    """``root`` created if needed; a ValueError naming ``$RADLIB_CACHE`` when it is a file or cannot be written."""
-    where = f"the checkpoint cache {root} ($RADLIB_CACHE or cache=)"
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"{where} is a file; point RADLIB_CACHE at a folder, or set RADLIB_CACHE=off")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=root, prefix=".probe-").close()
-    except OSError as e:
-        raise ValueError(f"{where} cannot be written ({e.strerror or e}); point RADLIB_CACHE at a writable folder, "
-                         f"or set RADLIB_CACHE=off") from None
-    return root
-
-
 def check_test_split(ds: ADDataset) -> None:
     """Raise ValueError *before* any training when the test split cannot give an AUROC (it needs normals and
     anomalies)."""
@@ -364,6 +361,6 @@ def teaching_model(ds: ADDataset, profile: Profile, *, device: str | torch.devic
                                    category=ds.normal, channels=ds.channels, seed=seed, **capped)
     if profile.name == "smoke":
         return untrained(cfg, device=device).model, f"random-init ResNet-18 (width {cfg.width})"
-    res, _, _ = _train_run(cfg, ds, profile, device=select_device(device), out=None, cache=cache, progress=False,
-                           on_epoch_end=None, snapshots=False, provenance=Provenance.of(ds, profile, None))
+    res, *_ = _train_run(cfg, ds, profile, device=select_device(device), out=None, cache=cache, progress=False,
+                         on_epoch_end=None, snapshots=False, provenance=Provenance.of(ds, profile, None))
     return res.model.eval(), f"{method.upper()} trained {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"

@@ -23,12 +23,14 @@ Example:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from .cache import eval_key, load_eval, reference_dir, resolve_cache, source_digest, store_eval, writable_root
 from .certify import PixelKNNScore, certified_auroc
 from .data import ADDataset
 from .device import select_device
@@ -61,7 +63,7 @@ class Reference:
 def reference_rows(ds: ADDataset, profile: Profile, attacks: Sequence[AttackSpec | str], *,
                    device: str | torch.device | None = None, seed: int = 0, score_kind: ScoreKind | None = None,
                    untrained_network: bool = True, method: str = "cobra", pixel_knn: bool = True,
-                   **overrides: object) -> dict[str, Reference]:
+                   cache: bool | str | os.PathLike[str] = False, **overrides: object) -> dict[str, Reference]:
     """``{"pixel kNN": ..., "untrained network": ...}``, evaluated clean and under ``attacks`` on ``ds.test`` with
     ``seed``, as :func:`radlib.pipeline.run_method` evaluates a trained detector.
 
@@ -70,28 +72,56 @@ def reference_rows(ds: ADDataset, profile: Profile, attacks: Sequence[AttackSpec
     from), scored with ``score_kind`` (default the profile's; ``"own"`` becomes the feature kNN: an untrained head
     carries no signal). Certificates exist for L-inf attacks only. ``pixel_knn`` / ``untrained_network``: which
     rows to compute.
+    ``cache``: True (the checkpoint cache's root, :mod:`radlib.cache`) or a folder: keep each row's evaluation
+    (with its certificate) in :func:`radlib.cache.reference_dir` of the data set, keyed by everything that decides
+    it (the training and test images, the attacks, the seed, the untrained network's config and score, the device
+    type, the radlib source), so a notebook asking for rows another one computed reads them instead of attacking.
     """
     from .pipeline import untrained  # pipeline builds on everything; import it late
     from .train import TrainConfig
     dev = select_device(device)
     specs = [as_spec(a) for a in attacks]
+    root = resolve_cache(cache)
+    entry = None if root is None else reference_dir(ds.name, ds.normal, root=writable_root(root))
+    facts = dict(source=source_digest(), train_images=ds.train.images, test_images=ds.test.images,
+                 test_labels=ds.test.labels, attacks=[asdict(s) for s in specs], seed=seed, device=dev.type)
+
+    def kept(compute: Callable[[], EvalResult], **row: object) -> EvalResult:
+        if entry is None:
+            return compute()
+        key = eval_key(**facts, **row)
+        res = load_eval(entry, key)
+        if res is None:
+            res = compute()
+            store_eval(entry, key, res)
+        return res
+
     rows: dict[str, Reference] = {}
     if pixel_knn:
-        knn = PixelKNNScore.fit(ds.train.images, k=2, device=dev)
-        res = evaluate(knn, ds.test, attacks=specs, device=dev, seed=seed)
-        cert = {s.name: certified_auroc(*knn.bounds(ds.test.images, s.eps), ds.test.labels)
-                for s in specs if s.norm == "linf"}
-        rows["pixel kNN"] = Reference("pixel kNN (no training)", res, cert)
+        def pixel() -> EvalResult:
+            knn = PixelKNNScore.fit(ds.train.images, k=2, device=dev)
+            res = evaluate(knn, ds.test, attacks=specs, device=dev, seed=seed)
+            res.protocol["certified_auroc"] = {s.name: certified_auroc(*knn.bounds(ds.test.images, s.eps),
+                                                                       ds.test.labels)
+                                               for s in specs if s.norm == "linf"}
+            return res
+
+        res = kept(pixel, row="pixel kNN", k=2)
+        rows["pixel kNN"] = Reference("pixel kNN (no training)", res, dict(res.protocol["certified_auroc"]))
     if untrained_network:
         kind = score_kind or profile.score
         kind = "knn" if kind == "own" else kind
         cfg = TrainConfig.from_profile(profile, method=method, dataset=ds.name, image_size=ds.image_size,
                                        n_train=len(ds.train.images), category=ds.normal, channels=ds.channels,
                                        seed=seed, **overrides)
-        score = fit_score(untrained(cfg, device=dev), ds.train.images, kind=kind, seed=seed)
+
+        def network() -> EvalResult:
+            score = fit_score(untrained(cfg, device=dev), ds.train.images, kind=kind, seed=seed)
+            return evaluate(score, ds.test, attacks=specs, device=dev, seed=seed, precision=profile.eval_precision)
+
         rows["untrained network"] = Reference(
             f"untrained network ({kind} score)",
-            evaluate(score, ds.test, attacks=specs, device=dev, seed=seed, precision=profile.eval_precision))
+            kept(network, row="untrained network", config=asdict(cfg), kind=kind, precision=profile.eval_precision))
     return rows
 
 

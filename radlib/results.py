@@ -157,6 +157,22 @@ class EvalResult:
             d["clean_scores"] = self.clean_scores.tolist()
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EvalResult":
+        """The result :meth:`to_dict` wrote (with its scores); the arrays come back float64 / int64 and equal
+        (adversarial images are not stored). Raises ValueError for a dict written without the scores."""
+        missing = [k for k in ("score", "clean_auroc", "protocol", "attacks", "checks", "labels", "clean_scores")
+                   if k not in d] + [f"attacks[{i}].scores" for i, a in enumerate(d.get("attacks", []))
+                                     if "scores" not in a]
+        if missing:
+            raise ValueError(f"not a full EvalResult.to_dict() (include_scores=True): missing {', '.join(missing)}")
+        attacks = [AttackResult(AttackSpec(**a["spec"]), np.asarray(a["scores"], dtype=np.float64), float(a["auroc"]),
+                                dict(a["protocol"])) for a in d["attacks"]]
+        checks = [Check(c["name"], bool(c["passed"]), c["detail"], dict(c["data"])) for c in d["checks"]]
+        return cls(str(d["score"]), np.asarray(d["labels"], dtype=np.int64),
+                   np.asarray(d["clean_scores"], dtype=np.float64), float(d["clean_auroc"]), attacks,
+                   dict(d["protocol"]), checks)
+
 
 def _plain(v: Any) -> Any:
     if isinstance(v, dict):
@@ -169,8 +185,8 @@ def _plain(v: Any) -> Any:
         return v.tolist()
     if isinstance(v, torch.Tensor):
         return v.tolist()
-    if isinstance(v, (torch.device, torch.dtype)):
-        return str(v)
+    if isinstance(v, (str, torch.device, torch.dtype)):
+        return str(v)  # also a str subclass (torch.__version__ is a TorchVersion): plain data loads safely
     return v
 
 

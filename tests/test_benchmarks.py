@@ -20,8 +20,8 @@ def _run(*args: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [["bench_train.py"], ["bench_eval.py", "--precision", "bf16", "--precision-check"]],
-                         ids=["train", "eval-bf16"])
+@pytest.mark.parametrize("args", [["bench_train.py"], ["bench_eval.py", "--precision", "bf16", "--precision-check"],
+                                  ["bench_cpu_memory.py"]], ids=["train", "eval-bf16", "cpu-memory"])
 def test_throughput_scripts_run(args):
     out = _run(*args, "--quick")
     assert "raw ResNet-18" in out and "fraction of limit" in out

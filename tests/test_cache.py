@@ -31,7 +31,7 @@ def test_second_call_is_a_hit_with_the_same_weights_scores_and_time(ds, tmp_path
     assert not first.cached
     entries = list(tmp_path.iterdir())
     assert len(entries) == 1 and entries[0].name.startswith("digits-0-csi-smoke-s0-")
-    assert {"last.pt", "history.json", "run.json"} == {p.name for p in entries[0].iterdir()}
+    assert {"last.pt", "history.json", "run.json", "evals.pt"} == {p.name for p in entries[0].iterdir()}
     record, _ = load_run(entries[0] / "last.pt")  # the entry is described by its run record alone
     assert record.config.epochs == 2 and record.profile["name"] == "smoke" and record.data["n_train"] == 24
     assert record.trained_sha256 == images_digest(ds.train.images)
@@ -203,3 +203,88 @@ def test_teaching_model_loads_what_run_method_trained(ds, tmp_path):
     assert torch.equal(got, _weights(run)) and not model.training
     capped, desc = teaching_model(ds, tiny, device="cpu", cache=tmp_path, max_epochs=1)
     assert desc == "CSI trained 1 epoch" and len(list(tmp_path.iterdir())) == 2  # another config, its own entry
+
+
+def _same_eval(a, b):
+    assert a.score_name == b.score_name and a.clean_auroc == b.clean_auroc
+    assert np.array_equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype == np.int64
+    assert np.array_equal(a.clean_scores, b.clean_scores) and b.clean_scores.dtype == np.float64
+    assert [x.spec for x in a.attacks] == [x.spec for x in b.attacks]
+    for x, y in zip(a.attacks, b.attacks):
+        assert x.auroc == y.auroc and np.array_equal(x.scores, y.scores)
+
+
+def test_a_cached_run_keeps_its_evaluations_and_serves_the_same_one(ds, tmp_path, monkeypatch):
+    import radlib.pipeline as pipeline
+    from radlib.cache import EVALS_FILE
+    first = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    assert not first.eval_cached
+    (entry,) = tmp_path.iterdir()
+    real_evaluate = pipeline.evaluate
+
+    def no_attack(*a, **k):
+        raise AssertionError("evaluated again")
+
+    monkeypatch.setattr(pipeline, "evaluate", no_attack)
+    second = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    assert second.cached and second.eval_cached
+    _same_eval(first.eval, second.eval)
+    assert second.eval.protocol["method"] == "csi" and second.eval.protocol["profile"] == "smoke"
+    # anything else that decides the numbers is another evaluation: the attack, the test images, the seed of it
+    with pytest.raises(AssertionError, match="evaluated again"):
+        run_method("csi", ds, "smoke", cache=tmp_path, **dict(TINY, attacks=["pgd-2@2/255"]))
+    with pytest.raises(AssertionError, match="evaluated again"):
+        run_method("csi", dataclasses.replace(ds, test=ds.test.subset(torch.arange(20))), "smoke", cache=tmp_path,
+                   **TINY)
+    with pytest.raises(AssertionError, match="evaluated again"):
+        run_method("csi", ds, "smoke", cache=tmp_path, eval_batch_size=7, **TINY)
+    monkeypatch.setattr(pipeline, "evaluate", real_evaluate)
+    other = run_method("csi", ds, "smoke", cache=tmp_path, **dict(TINY, attacks=["pgd-2@2/255"]))
+    assert other.cached and not other.eval_cached
+    again = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)  # both evaluations are kept side by side
+    assert again.eval_cached
+    _same_eval(first.eval, again.eval)
+    (entry / EVALS_FILE).write_bytes(b"not a torch file")  # a damaged file: evaluated again, and rewritten
+    fresh = run_method("csi", ds, "smoke", cache=tmp_path, **TINY)
+    assert not fresh.eval_cached
+    _same_eval(first.eval, fresh.eval)
+    assert run_method("csi", ds, "smoke", cache=tmp_path, **TINY).eval_cached
+
+
+def test_without_a_cache_nothing_is_kept(ds, tmp_path):
+    out = tmp_path / "run"
+    run = run_method("csi", ds, "smoke", out=out, **TINY)
+    assert not run.eval_cached and not (out / "evals.pt").exists()
+    assert not run_method("csi", ds, "smoke", out=out, **TINY).eval_cached
+
+
+def test_an_eval_result_survives_its_dict_and_a_dict_without_scores_is_refused(ds):
+    from radlib.checks import masking_checks
+    from radlib.results import EvalResult
+    run = run_method("csi", ds, "smoke", **TINY)
+    masking_checks(run.score, ds.test, eps=2 / 255, steps=2, restarts=2, eps_list=(1 / 255, 2 / 255),
+                   steps_list=(1, 2), seed=0, result=run.eval)
+    back = EvalResult.from_dict(run.eval.to_dict())
+    _same_eval(run.eval, back)
+    assert [(c.name, c.passed, c.detail) for c in back.checks] == [(c.name, c.passed, c.detail)
+                                                                   for c in run.eval.checks]
+    assert back.table() == run.eval.table()
+    assert isinstance(back.to_dict()["protocol"]["torch"], str) and type(back.to_dict()["protocol"]["torch"]) is str
+    with pytest.raises(ValueError, match=r"not a full EvalResult.to_dict\(\) \(include_scores=True\): missing "
+                                         r"labels, clean_scores, attacks\[0\].scores"):
+        EvalResult.from_dict(run.eval.to_dict(include_scores=False))
+
+
+def test_an_entry_keeps_the_newest_evaluations(ds, tmp_path, monkeypatch):
+    from radlib.cache import EVALS_FILE, eval_key, load_eval, store_eval
+    from radlib.checkpoint import load_checkpoint
+    run = run_method("csi", ds, "smoke", **TINY)
+    monkeypatch.setattr(cache_mod, "MAX_EVALS", 3)
+    keys = [eval_key(n=i) for i in range(5)]
+    for key in keys:
+        store_eval(tmp_path, key, run.eval)
+    assert list(load_checkpoint(tmp_path / EVALS_FILE)["evals"]) == keys[2:]
+    store_eval(tmp_path, keys[2], run.eval)  # stored again: now the newest
+    assert list(load_checkpoint(tmp_path / EVALS_FILE)["evals"]) == [keys[3], keys[4], keys[2]]
+    assert load_eval(tmp_path, keys[0]) is None and load_eval(tmp_path, keys[4]).clean_auroc == run.eval.clean_auroc
+    assert eval_key(a=1, b=torch.zeros(2)) == eval_key(b=torch.zeros(2), a=1) != eval_key(a=1, b=torch.ones(2))

@@ -48,6 +48,44 @@ def test_reference_rows_are_the_detectors_evaluated_as_the_trained_ones(tiny):
     assert list(reference_rows(tiny, profile, [ATTACK], untrained_network=False)) == ["pixel kNN"]
 
 
+def test_reference_rows_keep_their_evaluations_in_the_cache(tiny, tmp_path, monkeypatch):
+    import dataclasses
+
+    import radlib.reference as reference
+    profile = get_profile("smoke").replace(score="patch", width=8)
+    first = reference_rows(tiny, profile, [ATTACK], device="cpu", seed=3, cache=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    assert entry.name == "reference-surfaces-metal" and (entry / "evals.pt").is_file()
+    real = reference.evaluate
+
+    def no_attack(*a, **k):
+        raise AssertionError("evaluated again")
+
+    monkeypatch.setattr(reference, "evaluate", no_attack)
+    again = reference_rows(tiny, profile, [ATTACK], device="cpu", seed=3, cache=tmp_path)
+    for row in ("pixel kNN", "untrained network"):
+        a, b = first[row], again[row]
+        assert a.name == b.name and a.certified == b.certified and a.eval.clean_auroc == b.eval.clean_auroc
+        np.testing.assert_array_equal(a.eval.clean_scores, b.eval.clean_scores)
+        np.testing.assert_array_equal(a.eval.attacks[0].scores, b.eval.attacks[0].scores)
+    assert again["pixel kNN"].certified_under(ATTACK.name) == first["pixel kNN"].certified_under(ATTACK.name)
+    # whatever decides a row is another evaluation: the seed, the attack, the test split, the network's width
+    for kw in (dict(seed=4), dict(attacks=["pgd-2@8/255"]),
+               dict(ds=dataclasses.replace(tiny, test=tiny.test.subset(np.arange(12)))),
+               dict(profile=profile.replace(width=4))):
+        args = dict(ds=tiny, profile=profile, attacks=[ATTACK], seed=3) | kw
+        with pytest.raises(AssertionError, match="evaluated again"):
+            reference_rows(args.pop("ds"), args.pop("profile"), args.pop("attacks"), device="cpu", cache=tmp_path,
+                           **args)
+    monkeypatch.setattr(reference, "evaluate", real)
+    assert not list(tmp_path.glob("*/*.tmp")) and len(list(tmp_path.iterdir())) == 1
+    monkeypatch.setenv("RADLIB_CACHE", str(tmp_path / "default"))  # where cache=True would write
+    reference_rows(tiny, profile, [ATTACK], device="cpu", seed=3)  # cache=False: nothing is written
+    assert not (tmp_path / "default").exists()
+    reference_rows(tiny, profile, [ATTACK], device="cpu", seed=3, cache=True)
+    assert [p.name for p in (tmp_path / "default").iterdir()] == ["reference-surfaces-metal"]
+
+
 def _result(clean: float, robust: float) -> EvalResult:
     return EvalResult("toy", np.array([0, 1]), np.array([0.0, 1.0]), clean,
                       [AttackResult(ATTACK, np.array([0.0, 1.0]), robust, {})])

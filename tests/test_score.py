@@ -286,6 +286,29 @@ def test_knn_distance_matches_sklearn(n, m, d, cs, data):
     np.testing.assert_allclose(got.numpy(), dist.mean(axis=1), atol=1e-10)
 
 
+def test_the_cpu_chunk_cap_bounds_the_block_and_changes_no_result(monkeypatch):
+    import radlib.knn as knn
+    from radlib.knn import rows_per_chunk
+    assert rows_per_chunk(2048, 4096, torch.device("cpu")) == 2 ** 20 // 2048 == 512  # the patch score's PGD block
+    assert rows_per_chunk(10, 4096, torch.device("cpu")) == 4096  # small blocks keep the asked chunk
+    assert rows_per_chunk(2 ** 21, 4096, torch.device("cpu")) == 1  # at least one row
+    assert rows_per_chunk(2048, 4096, torch.device("cuda")) == 4096  # GPUs: as asked (no device needed to say so)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(300, 6, generator=g, dtype=torch.float64)
+    free = (max_cosine(q, b, chunk_size=4096), knn_distance(q, b, 3, chunk_size=4096))
+    seen = []
+    real = knn.chunked_topk
+    monkeypatch.setattr(knn, "CPU_BLOCK_ELEMENTS", 40 * 7)  # 7 rows a chunk for 40 queries
+    monkeypatch.setattr(knn, "chunked_topk", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    capped = (max_cosine(q, b, chunk_size=4096), knn_distance(q, b, 3, chunk_size=4096))
+    assert seen == [7]
+    want = (F.normalize(q, dim=1) @ F.normalize(b, dim=1).T).max(dim=1).values
+    torch.testing.assert_close(capped[0], want)
+    torch.testing.assert_close(capped[0], free[0], rtol=0, atol=0)
+    torch.testing.assert_close(capped[1], free[1], rtol=0, atol=0)
+
+
 def test_pure_helpers_bad_inputs():
     q, b = torch.randn(3, 4), torch.randn(5, 4)
     with pytest.raises(ValueError, match="k must be"):
