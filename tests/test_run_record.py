@@ -398,7 +398,7 @@ def test_the_cache_root_problems_name_radlib_cache(tmp_path, monkeypatch):
                                          r"RADLIB_CACHE at a folder"):
         run_method("csi", ds, "smoke", cache=True, epochs=1, width=4, attacks=[], progress=False)
     monkeypatch.setenv("RADLIB_CACHE", str(tmp_path / "ro"))
-    monkeypatch.setattr("radlib.pipeline.tempfile.NamedTemporaryFile",
+    monkeypatch.setattr("radlib.cache.tempfile.NamedTemporaryFile",
                         lambda *a, **k: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
     with pytest.raises(ValueError, match=r"cannot be written \(Read-only file system\); point RADLIB_CACHE at a "
                                          r"writable folder"):
