@@ -44,7 +44,7 @@ import re
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -54,7 +54,7 @@ from .record import load_run, tensor_digest
 from .results import EvalResult
 
 __all__ = ["cache_dir", "default_cache_root", "source_digest", "images_digest", "resolve_cache", "is_complete",
-           "EVALS_FILE", "MAX_EVALS", "eval_key", "load_eval", "store_eval", "writable_root", "reference_dir"]
+           "EVALS_FILE", "MAX_EVALS", "eval_key", "load_eval", "store_eval", "cached_eval", "writable_root", "reference_dir"]
 
 #: the file of a cache entry that keeps its evaluations (:func:`store_eval`)
 EVALS_FILE = "evals.pt"
@@ -121,8 +121,8 @@ def writable_root(root: Path) -> Path:
 def reference_dir(dataset: str, category: str | None, *, root: str | os.PathLike[str] | None = None) -> Path:
     """The folder that keeps the evaluations of the reference rows (:func:`radlib.reference.reference_rows`:
     detectors that learn nothing) on one data set: ``<root>/reference-<dataset>-<category>``."""
-    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in ("reference", dataset, category or "all"))
-    return (Path(root) if root is not None else default_cache_root()) / name
+    return (Path(root) if root is not None else default_cache_root()) / _folder_name("reference", dataset,
+                                                                                      category or "all")
 
 
 def cache_dir(config: TrainConfig, images: torch.Tensor, *, root: str | os.PathLike[str] | None = None,
@@ -135,9 +135,12 @@ def cache_dir(config: TrainConfig, images: torch.Tensor, *, root: str | os.PathL
     payload = json.dumps({"config": asdict(config), "images": images_digest(images), "source": source_digest()},
                          sort_keys=True, default=str)
     key = hashlib.sha256(payload.encode()).hexdigest()[:12]
-    parts = [config.dataset, config.category or "all", config.method, profile, f"s{config.seed}", key]
-    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts)
+    name = _folder_name(config.dataset, config.category or "all", config.method, profile, f"s{config.seed}", key)
     return (Path(root) if root is not None else default_cache_root()) / name
+
+
+def _folder_name(*parts: object) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts)
 
 
 def is_complete(folder: str | os.PathLike[str], config: TrainConfig) -> bool:
@@ -178,6 +181,20 @@ def load_eval(entry: str | os.PathLike[str], key: str) -> EvalResult | None:
         return EvalResult.from_dict(stored)
     except (ValueError, TypeError, KeyError):
         return None
+
+
+def cached_eval(entry: str | os.PathLike[str] | None, key: str, compute: Callable[[], EvalResult]
+                ) -> tuple[EvalResult, bool]:
+    """The evaluation under ``key`` in ``entry`` if there is one, else ``compute()`` stored there; returns it and
+    whether it came from the entry. ``entry=None`` (no cache): ``compute()``, nothing stored."""
+    if entry is None:
+        return compute(), False
+    held = load_eval(entry, key)
+    if held is not None:
+        return held, True
+    result = compute()
+    store_eval(entry, key, result)
+    return result, False
 
 
 def store_eval(entry: str | os.PathLike[str], key: str, result: EvalResult) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 
-from .cache import cache_dir, eval_key, is_complete, load_eval, resolve_cache, store_eval, writable_root
+from .cache import cache_dir, cached_eval, eval_key, is_complete, resolve_cache, writable_root
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .record import Provenance, data_identity, identity_differences
 from .data import ADDataset, dataset_info, load
@@ -218,18 +218,13 @@ def run_method(method: str, ds: ADDataset, profile: Profile | str | None = None,
     score = fit_score(res, ds.train.images, samples=profile.eval_samples, seed=seed, kind=score_kind,
                       augment=profile.eval_augment)
     specs = [as_spec(a) for a in (attacks if attacks is not None else default_attacks(profile, ds.image_size))]
-    result, key = None, None
-    if entry is not None:  # the entry keeps its evaluations: the same one again is read, not attacked again
-        key = eval_key(attacks=[asdict(s) for s in specs], test_images=ds.test.images, test_labels=ds.test.labels,
-                       score_kind=score_kind, samples=profile.eval_samples, augment=profile.eval_augment, seed=seed,
-                       batch_size=eval_batch_size, precision=profile.eval_precision, device=dev.type)
-        result = load_eval(entry, key)
-    eval_cached = result is not None
-    if result is None:
-        result = evaluate(score, ds.test, attacks=specs, batch_size=eval_batch_size, device=dev, seed=seed,
-                          precision=profile.eval_precision)
-        if entry is not None and key is not None:
-            store_eval(entry, key, result)
+    key = eval_key(attacks=[asdict(s) for s in specs], test_images=ds.test.images, test_labels=ds.test.labels,
+                   score_kind=score_kind, samples=profile.eval_samples, augment=profile.eval_augment, seed=seed,
+                   batch_size=eval_batch_size, precision=profile.eval_precision, device=dev.type) if entry else ""
+    # the entry keeps its evaluations: the same one again is read, not attacked again
+    result, eval_cached = cached_eval(entry, key, lambda: evaluate(
+        score, ds.test, attacks=specs, batch_size=eval_batch_size, device=dev, seed=seed,
+        precision=profile.eval_precision))
     result.protocol.update(method=method, train_seconds=round(res.seconds, 2), profile=profile.name,
                            train_precision=_train_precision(cfg, dev), **score_protocol(profile, score_kind))
     if purify is not None:

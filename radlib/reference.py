@@ -30,7 +30,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .cache import eval_key, load_eval, reference_dir, resolve_cache, source_digest, store_eval, writable_root
+from .cache import cached_eval, eval_key, reference_dir, resolve_cache, source_digest, writable_root
 from .certify import PixelKNNScore, certified_auroc
 from .data import ADDataset
 from .device import select_device
@@ -87,14 +87,7 @@ def reference_rows(ds: ADDataset, profile: Profile, attacks: Sequence[AttackSpec
                  test_labels=ds.test.labels, attacks=[asdict(s) for s in specs], seed=seed, device=dev.type)
 
     def kept(compute: Callable[[], EvalResult], **row: object) -> EvalResult:
-        if entry is None:
-            return compute()
-        key = eval_key(**facts, **row)
-        res = load_eval(entry, key)
-        if res is None:
-            res = compute()
-            store_eval(entry, key, res)
-        return res
+        return cached_eval(entry, eval_key(**facts, **row) if entry else "", compute)[0]
 
     rows: dict[str, Reference] = {}
     if pixel_knn:
